@@ -1,0 +1,63 @@
+# The two commands of the README: `make run` serves the demo, `make test` checks everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The suite runs on the real PostgreSQL and Redis; `make test` starts no services itself.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pz
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+
+.PHONY: run test lint typecheck pytest pytest-embedded format lock clean
+
+$(VENV)/.runtime-installed: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+## run: set up and serve the demo shop, the admin and the API on http://$(HOST):$(PORT)
+run: $(VENV)/.runtime-installed
+	@set -e; export DEBUG=$${DEBUG:-1}; \
+	$(BIN)/python manage.py migrate --noinput; \
+	$(BIN)/python manage.py collectstatic --noinput -v0; \
+	$(BIN)/python manage.py demo_setup; \
+	if [ -n "$${REDIS_URL:-}" ]; then \
+	  $(BIN)/celery -A config worker --loglevel INFO --concurrency 2 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null || true' EXIT; \
+	fi; \
+	echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"; \
+	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - --graceful-timeout 5
+
+## test: lint, type-check, then the suite on PostgreSQL + Redis and its embedded part on SQLite
+test: lint typecheck pytest pytest-embedded
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy .
+
+pytest: $(VENV)/.dev-installed
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+pytest-embedded: $(VENV)/.dev-installed
+	DATABASE_URL=sqlite:///var/embedded-tests.sqlite3 REDIS_URL= $(BIN)/pytest -m embedded $(PYTEST_ARGS)
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## lock: re-pin requirements*.txt from requirements*.in
+lock: $(VENV)/.dev-installed
+	$(BIN)/pip-compile --quiet --strip-extras --no-header --no-emit-find-links --no-emit-index-url -o requirements.txt requirements.in
+	$(BIN)/pip-compile --quiet --strip-extras --no-header --no-emit-find-links --no-emit-index-url -o requirements-dev.txt requirements-dev.in
+
+clean:
+	rm -rf $(VENV) var staticfiles .mypy_cache .ruff_cache .pytest_cache

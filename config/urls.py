@@ -1,0 +1,25 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.health import healthz
+
+admin.site.site_header = "Personalization platform"
+admin.site.site_title = "Personalization admin"
+admin.site.index_title = "Catalog, customers and campaigns"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/shop/" if settings.PZ_DEMO_SHOP else "/admin/", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/catalog/", include("personalization.urls")),
+]
+if settings.PZ_DEMO_SHOP:
+    urlpatterns.append(path("shop/", include("personalization.shop_urls")))
+
+handler404 = "config.api_errors.handler404"
+handler500 = "config.api_errors.handler500"

@@ -1,0 +1,134 @@
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from import_export import fields, resources
+from import_export.admin import ExportMixin
+
+from personalization.resources import SPREADSHEET_FORMATS
+from tracking import services
+from tracking.models import Customer, Order, OrderLine, Source
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ["name", "write_key", "secret_key_prefix", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "write_key"]
+    readonly_fields = ["write_key", "secret_key_prefix", "created_at", "updated_at"]
+    actions = ["rotate_secret_key"]
+
+    def get_fields(self, request: HttpRequest, obj: Source | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("name",)
+        return ("name", "is_active", "write_key", "secret_key_prefix", "created_at", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: Source, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        keys = services.source_create(name=form.cleaned_data["name"])
+        obj.pk = keys.source.pk
+        messages.warning(
+            request,
+            f"Source created. Write key (public, for pz.js and SDKs): {keys.write_key} — "
+            f"Secret key (server-side only; copy it now, it is not shown again): {keys.secret_key}",
+        )
+
+    @admin.action(description="Rotate the secret key (the old one stops working)", permissions=["change"])
+    def rotate_secret_key(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
+        for source in queryset:
+            secret_key = services.source_rotate_secret_key(source=source)
+            messages.warning(request, f"New secret key for {source.name} (copy it now): {secret_key}")
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["user_id", "country", "order_count", "first_seen_at", "created_at"]
+    list_filter = ["country"]
+    search_fields = ["user_id", "email"]
+    readonly_fields = ["created_at", "updated_at"]
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        return super().get_queryset(request).annotate(order_count=Count("orders"))
+
+    @admin.display(description="orders", ordering="order_count")
+    def order_count(self, customer: Customer) -> int:
+        return customer.order_count  # type: ignore[attr-defined]
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    fields = readonly_fields = ("position", "sku", "name", "quantity", "unit_price", "product")
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderResource(resources.ModelResource):
+    customer = fields.Field(attribute="customer__user_id", column_name="customer")
+    lines = fields.Field(column_name="lines")
+
+    class Meta:
+        model = Order
+        fields = [
+            "order_id",
+            "status",
+            "customer",
+            "anonymous_id",
+            "placed_at",
+            "revenue",
+            "currency",
+            "origin",
+            "lines",
+        ]
+        export_order = fields
+
+    def dehydrate_lines(self, order: Order) -> int:
+        return order.line_count  # type: ignore[attr-defined]
+
+
+@admin.register(Order)
+class OrderAdmin(ExportMixin, admin.ModelAdmin):
+    """Orders are facts: they are recorded by imports, checkouts and events, never edited here."""
+
+    resource_classes = [OrderResource]
+    formats = SPREADSHEET_FORMATS
+    list_display = ["order_id", "status", "customer", "placed_at", "revenue", "currency", "line_count", "origin"]
+    list_filter = ["status", "origin", "currency"]
+    search_fields = ["order_id", "customer__user_id", "anonymous_id"]
+    date_hierarchy = "placed_at"
+    list_select_related = ["customer"]
+    inlines = [OrderLineInline]
+    show_full_result_count = False
+    readonly_fields = [
+        "order_id",
+        "status",
+        "customer",
+        "anonymous_id",
+        "placed_at",
+        "revenue",
+        "currency",
+        "origin",
+        "message_id",
+        "properties",
+        "created_at",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        return super().get_queryset(request).annotate(line_count=Count("lines"))
+
+    @admin.display(description="lines", ordering="line_count")
+    def line_count(self, order: Order) -> int:
+        return order.line_count  # type: ignore[attr-defined]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

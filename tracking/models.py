@@ -1,0 +1,111 @@
+"""Where events come from (sources), who sends them (customers) and what they bought (orders).
+
+An ``Order`` is the stored form of a Segment ``Order Completed`` event (or ``Order Cancelled``):
+the history loaded from a file and the orders live events report end up in these same tables
+with the same meaning, told apart only by ``origin``.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Source(models.Model):
+    """One place events and catalog updates come from: a web shop, an app, a shop's server.
+
+    The write key is public (a browser sees it) and can only send events; the secret key is for
+    the shop's servers and is stored only as a SHA-256 digest.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    write_key = models.CharField(max_length=64, unique=True, help_text="Public: may only send events.")
+    secret_key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    secret_key_prefix = models.CharField(
+        max_length=16, editable=False, help_text="The first characters of the secret key, to recognise it."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(models.Model):
+    """A known person: someone the shop identifies with its own ``userId``."""
+
+    user_id = models.CharField(max_length=128, unique=True, help_text="The shop's own customer id.")
+    email = models.EmailField(blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code, blank if unknown.")
+    traits = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id"]
+
+    def __str__(self) -> str:
+        return f"Customer {self.user_id}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Origin(models.TextChoices):
+        IMPORT = "import", "Imported history"
+        SHOP = "shop", "Demo shop checkout"
+        EVENT = "event", "Tracked event"
+
+    order_id = models.CharField(max_length=100, unique=True, help_text="The shop's order id (Segment order_id).")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETED)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
+    anonymous_id = models.CharField(max_length=128, blank=True, db_index=True)
+    placed_at = models.DateTimeField(db_index=True)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, help_text="Sum of the lines.")
+    currency = models.CharField(max_length=3, default=settings.PZ_DEFAULT_CURRENCY)
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    message_id = models.CharField(
+        max_length=100, blank=True, help_text="The messageId of the event that reported this order, if any."
+    )
+    properties = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+        indexes = [models.Index(fields=["customer", "placed_at"])]
+        constraints = [models.CheckConstraint(condition=Q(revenue__gte=0), name="order_revenue_not_negative")]
+
+    def __str__(self) -> str:
+        return f"Order {self.order_id}"
+
+
+class OrderLine(models.Model):
+    """One line of an order, in the order it was entered (a real basket sequence)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    product = models.ForeignKey(
+        "personalization.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="order_lines"
+    )
+    sku = models.CharField(max_length=64, help_text="Kept even if the product is later removed.")
+    name = models.CharField(max_length=255, blank=True)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["order", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "position"], name="order_line_position_unique"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="order_line_price_not_negative"),
+        ]
+        indexes = [models.Index(fields=["product", "order"])]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.sku}"
