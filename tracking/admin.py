@@ -106,19 +106,8 @@ class OrderAdmin(ExportMixin, admin.ModelAdmin):
     list_select_related = ["customer"]
     inlines = [OrderLineInline]
     show_full_result_count = False
-    readonly_fields = [
-        "order_id",
-        "status",
-        "customer",
-        "anonymous_id",
-        "placed_at",
-        "revenue",
-        "currency",
-        "origin",
-        "message_id",
-        "properties",
-        "created_at",
-    ]
+    # Every field, read-only: orders are never edited here.
+    readonly_fields = tuple(field.name for field in Order._meta.concrete_fields if field.name != "id")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         return super().get_queryset(request).annotate(line_count=Count("lines"))
