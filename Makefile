@@ -28,7 +28,7 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py collectstatic --noinput -v0; \
 	$(BIN)/python manage.py demo_setup; \
 	if [ -n "$${REDIS_URL:-}" ]; then \
-	  $(BIN)/celery -A config worker --loglevel INFO --concurrency 2 & worker=$$!; \
+	  $(BIN)/celery -A config worker --beat --loglevel INFO --concurrency 2 & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null || true' EXIT; \
 	fi; \
 	echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"; \

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "import_export",
+    "django_celery_beat",
     "tracking",
     "personalization",
     "consent",
@@ -131,6 +132,7 @@ CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Sessions, auth --------------------------------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
@@ -233,3 +235,20 @@ PZ_DEMO_SINCE = env.str("PZ_DEMO_SINCE", default="2011-09-01")
 PZ_CATALOG_BATCH_LIMIT = env.int("PZ_CATALOG_BATCH_LIMIT", default=1000)
 # The demo shop at /shop/ lets anyone browse as any customer: on by default only with DEBUG.
 PZ_DEMO_SHOP = env.bool("PZ_DEMO_SHOP", default=DEBUG)
+# The source whose write key the demo shop's pages embed (demo_setup creates it).
+PZ_DEMO_SOURCE = "Demo shop"
+
+# --- Privacy and consent -----------------------------------------------------------------------
+# Key of the hashes that stand for erased subjects and for ids in cache keys. Changing it makes
+# existing suppression entries unrecognisable, so keep it stable (it defaults to SECRET_KEY).
+PZ_PRIVACY_HASH_KEY = env.str("PZ_PRIVACY_HASH_KEY", default=SECRET_KEY)
+# Purposes a Global Privacy Control signal withdraws (an opt-out of sale and sharing). Add
+# "personalization" to treat cross-context behavioural personalization as sharing too.
+PZ_GPC_WITHDRAWS = env.list("PZ_GPC_WITHDRAWS", default=["marketing"])
+# How long a preference-center link works, and a data export's download link.
+PZ_PREFERENCE_LINK_MAX_AGE = env.int("PZ_PREFERENCE_LINK_MAX_AGE", default=30 * 24 * 3600)
+PZ_EXPORT_LINK_MAX_AGE = 24 * 3600
+# Proxies in front of the app that append to X-Forwarded-For (0: use the socket's address).
+PZ_TRUSTED_PROXIES = env.int("PZ_TRUSTED_PROXIES", default=0)
+# Raw behavioural data older than this is purged every night.
+PZ_RETENTION_DAYS = env.int("PZ_RETENTION_DAYS", default=395)

@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/catalog/", include("personalization.urls")),
+    path("api/v1/consent/", include("consent.urls")),
+    path("privacy/", include("consent.privacy_urls")),
 ]
 if settings.PZ_DEMO_SHOP:
     urlpatterns.append(path("shop/", include("personalization.shop_urls")))

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class PersonalizationConfig(AppConfig):
     name = "personalization"
     verbose_name = "Catalog and personalization"
+
+    def ready(self) -> None:
+        from consent.registry import register_personal_data
+        from personalization import privacy
+
+        register_personal_data(
+            "demo shop", export=privacy.subject_export, erase=privacy.subject_erase, purge=privacy.purge
+        )

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from config.input_errors import validation_error_fields
+
 CATEGORY_SEPARATOR = " > "
 MAX_TAGS = 50
 MAX_ATTRIBUTES = 100
@@ -108,18 +110,6 @@ class ValidatedRows:
     products: list[ProductIn] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
-
-
-def validation_error_fields(exc: ValidationError) -> dict[str, list[str]]:
-    """``{"price": ["Input should be greater than or equal to 0"], "tags.2": [...]}``."""
-    fields: dict[str, list[str]] = {}
-    for error in exc.errors(include_url=False):
-        name = ".".join(str(part) for part in error["loc"]) or "row"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "is not a product field"
-        fields.setdefault(name, []).append(message)
-    return fields
 
 
 def validate_product_rows(rows: Iterable[Any], *, first_index: int = 0) -> ValidatedRows:

@@ -17,4 +17,5 @@ urlpatterns = [
     path("customers/", shop_views.customers, name="customers"),
     path("customers/browse-as/", shop_views.browse_as, name="browse-as"),
     path("account/", shop_views.account, name="account"),
+    path("privacy/", shop_views.privacy, name="privacy"),
 ]

@@ -7,6 +7,7 @@ recommendation widgets of later issues render (``data-pz-placement`` names the p
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
@@ -15,10 +16,20 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from consent.links import preference_link
+from consent.network import gpc_signal
+from consent.services import consent_apply_gpc, subject_link
+from consent.subjects import Subject
 from personalization import selectors
 from personalization.shop_cart import MAX_QUANTITY, Cart
 from tracking.models import Order
-from tracking.selectors import customer_get, customer_orders, customers_with_most_orders, order_with_lines
+from tracking.selectors import (
+    customer_get,
+    customer_orders,
+    customers_with_most_orders,
+    order_with_lines,
+    source_write_key,
+)
 from tracking.services import OrderIn, OrderLineIn, order_record
 
 BROWSE_AS_KEY = "pz_user_id"
@@ -45,15 +56,28 @@ def _departments() -> list[Any]:
     return departments
 
 
+def _subject(request: HttpRequest) -> Subject:
+    return Subject(user_id=request.session.get(BROWSE_AS_KEY, ""), anonymous_id=_anonymous_id(request))
+
+
 def _render(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    _anonymous_id(request)
-    user_id = request.session.get(BROWSE_AS_KEY)
+    subject = _subject(request)
+    if gpc_signal(request.META):  # every request with Sec-GPC: 1 is an opt-out signal
+        consent_apply_gpc(subject=subject, user_agent=request.META.get("HTTP_USER_AGENT", ""))
     base = {
         "departments": _departments(),
         "cart_count": Cart(request.session).count,
-        "browsing_as": customer_get(user_id=user_id) if user_id else None,
+        "browsing_as": customer_get(user_id=subject.user_id) if subject.user_id else None,
+        "anonymous_id": subject.anonymous_id,
+        "consent_write_key": source_write_key(name=settings.PZ_DEMO_SOURCE),
     }
     return render(request, template, {**base, **context}, status=status)
+
+
+def privacy(request: HttpRequest) -> HttpResponse:
+    """The footer's "Your privacy choices": a fresh signed link to this visitor's preference center."""
+    path, _ = preference_link(_subject(request))
+    return redirect(path)
 
 
 def _quantity(raw: str | None) -> int | None:
@@ -196,6 +220,8 @@ def browse_as(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"There is no customer {user_id}.")
         return redirect("shop:customers")
     request.session[BROWSE_AS_KEY] = user_id
+    # Browsing as a customer is the demo's log-in: the visitor's anonymous id now belongs to them.
+    subject_link(anonymous_id=_anonymous_id(request), user_id=user_id, source="demo_shop_login")
     messages.success(request, f"You are browsing as customer {user_id}.")
     return redirect("shop:account")
 

@@ -2,10 +2,15 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from import_export import fields, resources
 from import_export.admin import ExportMixin
 
+from consent.models import StaffAccessLog
+from consent.selectors import identities_for
+from consent.services import export_request_create, staff_access_record, subject_erase
+from consent.subjects import Subject
 from personalization.resources import SPREADSHEET_FORMATS
 from tracking import services
 from tracking.models import Customer, Order, OrderLine, Source
@@ -22,7 +27,7 @@ class SourceAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Source | None = None) -> tuple[str, ...]:
         if obj is None:
             return ("name",)
-        return ("name", "is_active", "write_key", "secret_key_prefix", "created_at", "updated_at")
+        return ("name", "is_active", "allowed_origins", "write_key", "secret_key_prefix", "created_at", "updated_at")
 
     def save_model(self, request: HttpRequest, obj: Source, form: Any, change: bool) -> None:
         if change:
@@ -50,6 +55,41 @@ class CustomerAdmin(admin.ModelAdmin):
     search_fields = ["user_id", "email"]
     readonly_fields = ["created_at", "updated_at"]
     show_full_result_count = False
+    actions = ["export_personal_data", "erase_personal_data"]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        customer = Customer.objects.filter(pk=object_id).first()
+        if customer is not None:
+            staff_access_record(
+                staff=request.user,  # type: ignore[arg-type]
+                action=StaffAccessLog.Action.VIEW,
+                identities=identities_for(Subject(user_id=customer.user_id)),
+                what="customer profile",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Export personal data (a JSON file per customer)", permissions=["view"])
+    def export_personal_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
+        for customer in queryset:
+            export_request_create(
+                subject=Subject(user_id=customer.user_id),
+                requested_via="admin",
+                requested_by=request.user,  # type: ignore[arg-type]
+            )
+        self.message_user(request, f"{queryset.count()} exports requested; download them from Export requests.")
+
+    @admin.action(description="Erase personal data (cannot be undone)", permissions=["delete"])
+    def erase_personal_data(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse | None:
+        if request.POST.get("confirm") != "erase":
+            context = {**self.admin_site.each_context(request), "customers": queryset, "opts": self.model._meta}
+            return TemplateResponse(request, "admin/tracking/customer/erase_confirmation.html", context)
+        user_ids = list(queryset.values_list("user_id", flat=True))
+        for user_id in user_ids:
+            subject_erase(subject=Subject(user_id=user_id), requested_via="admin", requested_by=request.user)  # type: ignore[arg-type]
+        self.message_user(request, f"{len(user_ids)} customers erased; receipts are under Erasure receipts.")
+        return None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         return super().get_queryset(request).annotate(order_count=Count("orders"))

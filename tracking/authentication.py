@@ -1,9 +1,15 @@
-"""DRF authentication for server-side calls: ``Authorization: Bearer <secret key>``.
+"""DRF authentication with a source's keys.
 
-The public write key a browser sees is refused here with a message saying so: it can only send
-events (see the Tracking issue), never read or change the catalog.
+- The **secret key** (``Authorization: Bearer pzs_…``) is for the shop's servers: it may read and
+  change what the platform holds.
+- The **write key** (``pzw_…``) is public, since a browser sees it: it may only send (events,
+  consent choices). It comes as Segment sends it: HTTP Basic with the key as user name, or
+  ``writeKey`` in the JSON body.
 """
 
+import base64
+import binascii
+from dataclasses import dataclass
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -11,40 +17,102 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from tracking.models import Source
-from tracking.selectors import source_for_secret_key
-from tracking.services import WRITE_KEY_PREFIX, secret_key_digest
+from tracking.selectors import source_for_secret_key, source_for_write_key
+from tracking.services import SECRET_KEY_PREFIX, WRITE_KEY_PREFIX, secret_key_digest
+
+
+@dataclass(frozen=True)
+class SourceCredential:
+    """``request.auth`` after authentication: which source, and with which of its keys."""
+
+    source: Source
+    secret: bool
+
+
+def _bearer_key(request: Request) -> str | None:
+    header = authentication.get_authorization_header(request).decode("latin-1")
+    if not header:
+        return None
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+def _authenticate_secret(key: str) -> tuple[None, SourceCredential]:
+    if key.startswith(WRITE_KEY_PREFIX):
+        raise exceptions.AuthenticationFailed(
+            "This is a source's public write key, which can only send events. "
+            "Server-side APIs need the source's secret key."
+        )
+    source = source_for_secret_key(digest=secret_key_digest(key))
+    if source is None:
+        raise exceptions.AuthenticationFailed("Unknown or revoked secret key.")
+    return (None, SourceCredential(source, secret=True))
 
 
 class SecretKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
-    def authenticate(self, request: Request) -> tuple[Any, Source] | None:
-        header = authentication.get_authorization_header(request).decode("latin-1")
-        if not header:
+    def authenticate(self, request: Request) -> tuple[None, SourceCredential] | None:
+        if not authentication.get_authorization_header(request):
             return None
-        scheme, _, key = header.partition(" ")
-        key = key.strip()
-        if scheme.lower() != self.keyword.lower() or not key:
+        key = _bearer_key(request)
+        if key is None:
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Bearer <secret key>'.")
-        if key.startswith(WRITE_KEY_PREFIX):
-            raise exceptions.AuthenticationFailed(
-                "This is a source's public write key, which can only send events. "
-                "Server-side APIs need the source's secret key."
-            )
-        source = source_for_secret_key(digest=secret_key_digest(key))
-        if source is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked secret key.")
-        return (None, source)
+        return _authenticate_secret(key)
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+class WriteKeyAuthentication(authentication.BaseAuthentication):
+    """The write key from HTTP Basic (user name) or ``writeKey`` in the body; a secret key in a
+    Bearer header is accepted as well, since a server may send what a browser sends."""
+
+    def authenticate(self, request: Request) -> tuple[None, SourceCredential] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip().startswith(SECRET_KEY_PREFIX):
+            return _authenticate_secret(value.strip())
+        key = None
+        if scheme.lower() == "basic":
+            try:
+                key = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[0]
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise exceptions.AuthenticationFailed("The Basic credentials are not valid base64.") from exc
+        elif isinstance(request.data, dict) and isinstance(request.data.get("writeKey"), str):
+            key = request.data["writeKey"]
+        if not key:
+            return None
+        source = source_for_write_key(write_key=key)
+        if source is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked write key.")
+        return (None, SourceCredential(source, secret=False))
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Basic realm="api"'
 
 
 class HasSourceSecretKey(permissions.BasePermission):
     message = "Authenticate with a source's secret key: 'Authorization: Bearer <secret key>'."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.auth, Source)
+        return isinstance(request.auth, SourceCredential) and request.auth.secret
+
+
+class HasSourceKey(permissions.BasePermission):
+    message = "Authenticate with a source's write key (HTTP Basic user name, or writeKey in the body)."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.auth, SourceCredential)
+
+
+def cors_headers(source: Source, origin: str | None) -> dict[str, str]:
+    """CORS headers for a browser call from one of the source's allowed origins (none otherwise)."""
+    if origin and origin in (source.allowed_origins or []):
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {}
 
 
 class SecretKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -58,4 +126,17 @@ class SecretKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": "A source's secret key (pzs_…), never the public write key.",
+        }
+
+
+class WriteKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "tracking.authentication.WriteKeyAuthentication"
+    name = "writeKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "A source's public write key (pzw_…) as the user name, empty password; "
+            "or `writeKey` in the JSON body.",
         }

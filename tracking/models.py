@@ -23,6 +23,11 @@ class Source(models.Model):
     secret_key_prefix = models.CharField(
         max_length=16, editable=False, help_text="The first characters of the secret key, to recognise it."
     )
+    allowed_origins = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Browser origins that may call with the write key, e.g. ["https://shop.example.com"].',
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

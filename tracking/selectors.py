@@ -16,6 +16,12 @@ def source_for_write_key(*, write_key: str) -> Source | None:
     return Source.objects.filter(write_key=write_key, is_active=True).first()
 
 
+def source_write_key(*, name: str) -> str | None:
+    """The public write key of an active source, by name (the demo shop embeds its source's)."""
+    key: str | None = Source.objects.filter(name=name, is_active=True).values_list("write_key", flat=True).first()
+    return key
+
+
 def customer_get(*, user_id: str) -> Customer | None:
     return Customer.objects.filter(user_id=user_id).first()
 

@@ -134,7 +134,7 @@ def test_bad_rows_are_reported_by_row_and_field_and_good_rows_are_stored(catalog
                 "fields": {
                     "url": ["must be an http(s) URL or a path starting with /"],
                     "price": ["Input should be greater than or equal to 0"],
-                    "colour": ["is not a product field"],
+                    "colour": ["is not a known field"],
                 },
             },
             {"index": 4, "sku": "", "fields": {"row": ["must be a JSON object"]}},

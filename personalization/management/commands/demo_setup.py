@@ -18,7 +18,7 @@ from personalization.models import Product
 from tracking.models import Source
 from tracking.services import source_create
 
-DEMO_SOURCE = "Demo shop"
+DEMO_SOURCE = settings.PZ_DEMO_SOURCE
 
 
 class Command(BaseCommand):

@@ -1,0 +1,248 @@
+"""Reads of the consent app.
+
+``consent_allows`` is on every hot path (ingestion, serving, email), so it answers from the cache:
+one round trip for the published policy and the subject's latest choices, no database query once
+warm. The database is read only on a cache miss; every write refreshes the cache (see services).
+Cache keys are keyed hashes of the ids, so Redis holds no identifiers.
+"""
+
+import gzip
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from consent.decisions import Choice, PolicyState, PurposeRule, is_allowed, latest_choices, merge_choices
+from consent.models import (
+    ConsentRecord,
+    ErasureReceipt,
+    ExportRequest,
+    PolicyVersion,
+    Purpose,
+    SubjectLink,
+    Suppression,
+)
+from consent.subjects import Identities, Subject
+
+POLICY_KEY = "consent:policy"
+STATE_TIMEOUT = 7 * 24 * 3600
+
+
+def subject_hash(kind: str, value: str) -> str:
+    """A keyed hash of an id (``kind`` is "user" or "anonymous"): the same person gives the same
+    hash, but the hash does not give the id back, even for short numeric customer ids."""
+    key = settings.PZ_PRIVACY_HASH_KEY.encode()
+    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def identity_hashes(identities: Identities) -> list[str]:
+    return sorted(
+        [subject_hash("user", u) for u in identities.user_ids]
+        + [subject_hash("anonymous", a) for a in identities.anonymous_ids]
+    )
+
+
+def state_key(kind: str, value: str) -> str:
+    return f"consent:subject:{subject_hash(kind, value)[:40]}"
+
+
+# --- the published policy ----------------------------------------------------------------------
+
+
+def current_policy_version() -> PolicyVersion | None:
+    return PolicyVersion.objects.filter(published_at__isnull=False).order_by("-version").first()
+
+
+def policy_blob() -> dict[str, Any]:
+    current = current_policy_version()
+    renewal = (
+        PolicyVersion.objects.filter(published_at__isnull=False, requires_renewal=True).order_by("-version").first()
+    )
+    return {
+        "version": current.version if current else None,
+        "renewal_from": renewal.version if renewal else None,
+        "purposes": {p.key: [p.is_required, list(p.opt_out_jurisdictions)] for p in Purpose.objects.all()},
+    }
+
+
+def _policy_from(blob: dict[str, Any]) -> PolicyState:
+    rules = {key: PurposeRule(required, tuple(codes)) for key, (required, codes) in blob["purposes"].items()}
+    return PolicyState(version=blob["version"], renewal_from=blob["renewal_from"], purposes=rules)
+
+
+def policy_state() -> PolicyState:
+    blob = cache.get(POLICY_KEY)
+    if blob is None:
+        blob = policy_blob()
+        cache.set(POLICY_KEY, blob, STATE_TIMEOUT)
+    return _policy_from(blob)
+
+
+def purposes_for_display() -> QuerySet[Purpose]:
+    return Purpose.objects.order_by("position", "key")
+
+
+# --- identities --------------------------------------------------------------------------------
+
+
+def linked_user(anonymous_id: str) -> str | None:
+    """The user an anonymous id was last linked to (identity stitching), if any."""
+    link = SubjectLink.objects.filter(anonymous_id=anonymous_id).order_by("-linked_at", "-id").first()
+    return link.user_id if link else None
+
+
+def _anonymous_ids_of(user_id: str) -> set[str]:
+    """Anonymous ids whose latest link is to this user."""
+    candidates = SubjectLink.objects.filter(
+        anonymous_id__in=SubjectLink.objects.filter(user_id=user_id).values("anonymous_id")
+    ).order_by("anonymous_id", "linked_at", "id")
+    latest: dict[str, str] = {}
+    for anonymous_id, linked_user_id in candidates.values_list("anonymous_id", "user_id"):
+        latest[anonymous_id] = linked_user_id
+    return {anonymous_id for anonymous_id, owner in latest.items() if owner == user_id}
+
+
+def identities_for(subject: Subject) -> Identities:
+    """Every id of the person: their user id (given, or linked from the anonymous id) and the
+    anonymous ids linked to it."""
+    user_id = subject.user_id or (linked_user(subject.anonymous_id) if subject.anonymous_id else None)
+    anonymous_ids = {subject.anonymous_id} if subject.anonymous_id else set()
+    if user_id:
+        anonymous_ids |= _anonymous_ids_of(user_id)
+    return Identities(user_ids=frozenset({user_id} if user_id else ()), anonymous_ids=frozenset(anonymous_ids))
+
+
+def subject_records(identities: Identities) -> QuerySet[ConsentRecord]:
+    """Every consent record of the person, newest first."""
+    condition = Q(user_id__in=identities.user_ids) | Q(anonymous_id__in=identities.anonymous_ids, user_id="")
+    return ConsentRecord.objects.filter(condition).select_related("purpose", "policy_version")
+
+
+def is_suppressed(identities: Identities) -> bool:
+    return Suppression.objects.filter(subject_hash__in=identity_hashes(identities)).exists()
+
+
+# --- a subject's state, cached -----------------------------------------------------------------
+
+
+def load_state_blob(identities: Identities) -> dict[str, Any]:
+    """The cacheable state of a person: latest choice per purpose and whether they are suppressed."""
+    rows = (
+        subject_records(identities)
+        .order_by("recorded_at", "id")
+        .values_list("purpose_id", "granted", "recorded_at", "policy_version__version", "source", "gpc")
+    )
+    choices = latest_choices(
+        (str(purpose), Choice(granted, recorded_at.isoformat(), version, source, gpc))
+        for purpose, granted, recorded_at, version, source, gpc in rows
+    )
+    return {
+        "choices": {purpose: choice.as_list() for purpose, choice in choices.items()},
+        "suppressed": is_suppressed(identities),
+    }
+
+
+def _blob_for(kind: str, value: str, cached: dict[str, Any]) -> dict[str, Any]:
+    """The state blob of one id, from ``cached`` or loaded (and cached) on a miss. An anonymous id
+    linked to a user holds only the (hashed) key of the user's blob."""
+    blob: dict[str, Any] | None = cached.get(state_key(kind, value))
+    if blob is not None and "alias" in blob:
+        aliased: dict[str, Any] | None = cached.get(blob["alias"]) or cache.get(blob["alias"])
+        if aliased is not None:
+            return aliased
+    elif blob is not None:
+        return blob
+    subject = Subject(user_id=value) if kind == "user" else Subject(anonymous_id=value)
+    identities = identities_for(subject)
+    state = load_state_blob(identities)
+    if kind == "anonymous" and identities.user_ids:
+        (user_id,) = identities.user_ids
+        cache.set_many(
+            {state_key(kind, value): {"alias": state_key("user", user_id)}, state_key("user", user_id): state},
+            STATE_TIMEOUT,
+        )
+    else:
+        cache.set(state_key(kind, value), state, STATE_TIMEOUT)
+    return state
+
+
+def subject_state(subject: Subject) -> tuple[PolicyState, dict[str, Choice], bool]:
+    """The published policy, the person's latest choices and whether they are suppressed."""
+    ids = ([("user", subject.user_id)] if subject.user_id else []) + (
+        [("anonymous", subject.anonymous_id)] if subject.anonymous_id else []
+    )
+    cached = cache.get_many([POLICY_KEY, *(state_key(kind, value) for kind, value in ids)])
+    policy = cached.get(POLICY_KEY)
+    if policy is None:
+        policy = policy_blob()
+        cache.set(POLICY_KEY, policy, STATE_TIMEOUT)
+    blobs = [_blob_for(kind, value, cached) for kind, value in ids]
+    choices = merge_choices(*({p: Choice.from_list(values) for p, values in blob["choices"].items()} for blob in blobs))
+    return _policy_from(policy), choices, any(blob["suppressed"] for blob in blobs)
+
+
+def consent_allows(*, subject: Subject, purpose: str, jurisdiction: str | None = None) -> bool:
+    """Has this person allowed this purpose? See ``consent.decisions`` for the rules."""
+    policy, choices, suppressed = subject_state(subject)
+    return is_allowed(purpose, policy=policy, choices=choices, suppressed=suppressed, jurisdiction=jurisdiction)
+
+
+def subject_suppressed(subject: Subject) -> bool:
+    """Was this person erased (and has not consented since)? Their late events are dropped."""
+    return subject_state(subject)[2]
+
+
+def consent_summary(subject: Subject, jurisdiction: str | None = None) -> dict[str, Any]:
+    """The state per purpose, for the API and the preference center."""
+    policy, choices, suppressed = subject_state(subject)
+    purposes = {}
+    for key in policy.purposes:
+        choice = choices.get(key)
+        purposes[key] = {
+            "allowed": is_allowed(
+                key, policy=policy, choices=choices, suppressed=suppressed, jurisdiction=jurisdiction
+            ),
+            "choice": None if choice is None else ("granted" if choice.granted else "withdrawn"),
+            "chosen_at": choice.recorded_at if choice else None,
+            "policy_version": choice.policy_version if choice else None,
+            "source": choice.source if choice else None,
+        }
+    answered = [c.policy_version or 0 for k, c in choices.items() if k in policy.purposes]
+    needs_prompt = policy.version is not None and (not answered or max(answered) < policy.version)
+    return {
+        "policy_version": policy.version,
+        "needs_prompt": needs_prompt,
+        "suppressed": suppressed,
+        "purposes": purposes,
+    }
+
+
+# --- exports and receipts ----------------------------------------------------------------------
+
+
+def recent_exports(subject: Subject) -> QuerySet[ExportRequest]:
+    """The person's export requests of the last two days, newest first (their links last a day)."""
+    since = timezone.now() - timedelta(days=2)
+    return ExportRequest.objects.filter(
+        user_id=subject.user_id, anonymous_id=subject.anonymous_id, created_at__gte=since
+    ).defer("content")[:5]
+
+
+def export_content(export_id: UUID) -> bytes | None:
+    """The JSON of a built export whose link has not expired."""
+    export = ExportRequest.objects.filter(
+        pk=export_id, status=ExportRequest.Status.READY, expires_at__gt=timezone.now()
+    ).first()
+    if export is None or export.content is None:
+        return None
+    return gzip.decompress(bytes(export.content))
+
+
+def erasure_receipt(receipt_id: str) -> ErasureReceipt | None:
+    return ErasureReceipt.objects.filter(pk=receipt_id).first()

@@ -1,0 +1,195 @@
+import base64
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from consent.links import subject_from_preference_token
+from consent.models import ConsentRecord, SubjectLink
+from consent.subjects import Subject
+from tracking.services import SourceKeys
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+
+CHOICES = "/api/v1/consent/choices"
+
+
+def basic(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+
+
+def records() -> list[tuple[object, ...]]:
+    return list(
+        ConsentRecord.objects.order_by("purpose_id").values_list(
+            "anonymous_id", "purpose_id", "granted", "source", "gpc"
+        )
+    )
+
+
+def test_config_is_public_and_cacheable(api_client: APIClient) -> None:
+    response = api_client.get("/api/v1/consent/config")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["policy"] == {"version": 1, "title": "Privacy policy", "url": ""}
+    assert [(p["key"], p["required"]) for p in body["purposes"]] == [
+        ("necessary", True),
+        ("analytics", False),
+        ("personalization", False),
+        ("marketing", False),
+    ]
+    assert body["gpcWithdraws"] == ["marketing"]
+    assert response["Cache-Control"] == "public, max-age=300"
+    assert response["Access-Control-Allow-Origin"] == "*"
+
+
+def test_browser_records_choices_with_the_write_key_in_the_body_as_text_plain(
+    api_client: APIClient, source_keys: SourceKeys
+) -> None:
+    body = {
+        "writeKey": source_keys.write_key,
+        "anonymousId": "anon-1",
+        "choices": {"analytics": True, "marketing": False},
+        "policyVersion": 1,
+    }
+    response = api_client.post(
+        CHOICES, json.dumps(body), content_type="text/plain", HTTP_USER_AGENT="Firefox", REMOTE_ADDR="198.51.100.23"
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "recorded": [{"purpose": "analytics", "granted": True}, {"purpose": "marketing", "granted": False}],
+        "policyVersion": 1,
+    }
+    assert records() == [
+        ("anon-1", "analytics", True, "banner", False),
+        ("anon-1", "marketing", False, "banner", False),
+    ]
+    assert set(ConsentRecord.objects.values_list("ip_address", "user_agent")) == {("198.51.100.0", "Firefox")}
+
+
+def test_write_key_by_http_basic_and_cors_for_allowed_origins(api_client: APIClient, source_keys: SourceKeys) -> None:
+    source_keys.source.allowed_origins = ["https://shop.example.com"]
+    source_keys.source.save()
+    body = {"anonymousId": "anon-2", "choices": {"personalization": True}}
+    response = api_client.post(
+        CHOICES,
+        body,
+        format="json",
+        HTTP_AUTHORIZATION=basic(source_keys.write_key),
+        HTTP_ORIGIN="https://shop.example.com",
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    other = api_client.post(
+        CHOICES,
+        body,
+        format="json",
+        HTTP_AUTHORIZATION=basic(source_keys.write_key),
+        HTTP_ORIGIN="https://evil.example",
+    )
+    assert "Access-Control-Allow-Origin" not in other
+
+
+def test_sec_gpc_header_is_honoured_on_a_choices_request(api_client: APIClient, source_keys: SourceKeys) -> None:
+    body = {"writeKey": source_keys.write_key, "anonymousId": "anon-3", "choices": {"analytics": True}}
+    response = api_client.post(CHOICES, body, format="json", HTTP_SEC_GPC="1")
+    assert response.json()["recorded"] == [
+        {"purpose": "analytics", "granted": True},
+        {"purpose": "marketing", "granted": False},
+    ]
+    assert records() == [("anon-3", "analytics", True, "banner", True), ("anon-3", "marketing", False, "gpc", True)]
+
+
+def test_gpc_endpoint_withdraws_once(api_client: APIClient, source_keys: SourceKeys) -> None:
+    body = {"writeKey": source_keys.write_key, "anonymousId": "anon-4"}
+    assert api_client.post("/api/v1/consent/gpc", body, format="json").json() == {"withdrawn": ["marketing"]}
+    assert api_client.post("/api/v1/consent/gpc", body, format="json").json() == {"withdrawn": []}
+    assert records() == [("anon-4", "marketing", False, "gpc", True)]
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"anonymousId": "a", "choices": {"profiling": True}}, {"choices.profiling": ["is not a consent purpose"]}),
+        (
+            {"anonymousId": "a", "choices": {"necessary": False}},
+            {"choices.necessary": ["is required for the shop to work and cannot be refused"]},
+        ),
+        ({"choices": {"analytics": True}}, {"body": ["give a userId or an anonymousId"]}),
+        (
+            {"anonymousId": "a", "choices": {}},
+            {"choices": ["Dictionary should have at least 1 item after validation, not 0"]},
+        ),
+        (
+            {"anonymousId": "a", "choices": {"analytics": "maybe"}},
+            {"choices.analytics": ["Input should be a valid boolean, unable to interpret input"]},
+        ),
+        (
+            {"anonymousId": "a", "choices": {"analytics": True}, "source": "import"},
+            {"source": ["with a write key, use banner or preference_center"]},
+        ),
+        (
+            {"anonymousId": "a", "choices": {"analytics": True}, "policyVersion": 9},
+            {"policyVersion": ["there is no published policy version 9"]},
+        ),
+        ({"anonymousId": "a", "choices": {"analytics": True}, "colour": "red"}, {"colour": ["is not a known field"]}),
+    ],
+)
+def test_bad_bodies_name_the_field_and_store_nothing(
+    api_client: APIClient, source_keys: SourceKeys, body: dict[str, object], fields: dict[str, list[str]]
+) -> None:
+    response = api_client.post(CHOICES, {**body, "writeKey": source_keys.write_key}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"code": "invalid", "detail": "The request has invalid fields.", "fields": fields}
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_choices_need_a_known_key(api_client: APIClient, source_keys: SourceKeys) -> None:
+    body = {"anonymousId": "a", "choices": {"analytics": True}}
+    assert api_client.post(CHOICES, body, format="json").status_code == 401
+    assert api_client.post(CHOICES, {**body, "writeKey": "pzw_nope"}, format="json").status_code == 401
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_the_secret_key_may_record_imports(api_client: APIClient, source_keys: SourceKeys) -> None:
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {source_keys.secret_key}")
+    body = {"userId": "u-1", "choices": {"marketing": True}, "source": "import"}
+    assert api_client.post(CHOICES, body, format="json").status_code == 200
+    assert list(ConsentRecord.objects.values_list("user_id", "source")) == [("u-1", "import")]
+
+
+def test_state_needs_the_secret_key(api_client: APIClient, source_keys: SourceKeys) -> None:
+    api_client.post(
+        CHOICES, {"writeKey": source_keys.write_key, "userId": "u-2", "choices": {"analytics": True}}, format="json"
+    )
+    refused = api_client.get(
+        "/api/v1/consent/subjects/state", {"userId": "u-2"}, HTTP_AUTHORIZATION=basic(source_keys.write_key)
+    )
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "Use the header 'Authorization: Bearer <secret key>'."
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {source_keys.secret_key}")
+    state = api_client.get("/api/v1/consent/subjects/state", {"userId": "u-2"}).json()
+    assert state["policy_version"] == 1
+    assert state["purposes"]["analytics"]["allowed"] is True
+    assert state["purposes"]["analytics"]["choice"] == "granted"
+    assert state["purposes"]["marketing"] == {
+        "allowed": False,
+        "choice": None,
+        "chosen_at": None,
+        "policy_version": None,
+        "source": None,
+    }
+    assert api_client.get("/api/v1/consent/subjects/state").status_code == 400
+
+
+def test_link_and_preference_link(api_client: APIClient, source_keys: SourceKeys) -> None:
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {source_keys.secret_key}")
+    link = api_client.post("/api/v1/consent/subjects/links", {"anonymousId": "a-5", "userId": "u-5"}, format="json")
+    assert link.json() == {"linked": True}
+    assert SubjectLink.objects.filter(anonymous_id="a-5", user_id="u-5").count() == 1
+    response = api_client.post("/api/v1/consent/preference-links", {"userId": "u-5", "expiresIn": 3600}, format="json")
+    body = response.json()
+    assert body["url"].startswith("http://testserver/privacy/p/")
+    token = body["url"].removeprefix("http://testserver/privacy/p/").rstrip("/")
+    assert subject_from_preference_token(token) == Subject(user_id="u-5")
+    api_client.credentials(HTTP_AUTHORIZATION=basic(source_keys.write_key))
+    assert api_client.post("/api/v1/consent/preference-links", {"userId": "u-5"}, format="json").status_code == 401

@@ -1,0 +1,181 @@
+"""Erasure reaches every registered store: afterwards nothing identifying remains anywhere.
+
+Every later issue that stores personal data registers its store and extends ``seed_everything``.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import redis
+from django.apps import apps
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.db import models
+from django.db.models.functions import Cast
+from django.test import Client
+from pytest_django import DjangoCaptureOnCommitCallbacks
+
+from consent.models import ErasureReceipt, ExportRequest, StaffAccessLog, Suppression
+from consent.registry import personal_data_stores
+from consent.selectors import consent_allows, identities_for, subject_hash, subject_suppressed
+from consent.services import consent_record, export_request_create, subject_erase, subject_link
+from consent.subjects import Subject
+from tests.factories import ProductFactory
+from tracking.models import Customer, Order
+from tracking.services import OrderIn, OrderLineIn, order_bulk_record
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+
+USER = "erase-me-user-7f3a"
+ANONYMOUS = "anon-erase-me-91c2"
+IDENTIFIERS = (USER, ANONYMOUS)
+
+
+def seed_everything(client: Client, admin_client: Client, on_commit: DjangoCaptureOnCommitCallbacks) -> None:
+    """The subject, with data in every registered store."""
+    ProductFactory.create(sku="85123A", price=Decimal("2.55"))
+    order_bulk_record(
+        orders=[
+            OrderIn(
+                order_id="536365",
+                placed_at=datetime(2011, 12, 1, tzinfo=UTC),
+                user_id=USER,
+                lines=[OrderLineIn("85123A", "Holder", 2, Decimal("2.55"))],
+                properties={"country": "United Kingdom"},
+            ),
+            OrderIn(
+                order_id="guest-1",
+                placed_at=datetime(2011, 12, 2, tzinfo=UTC),
+                anonymous_id=ANONYMOUS,
+                lines=[OrderLineIn("85123A", "Holder", 1, Decimal("2.55"))],
+            ),
+        ],
+        origin="import",
+    )
+    customer = Customer.objects.get(user_id=USER)
+    customer.email = "anna@example.com"
+    customer.save()
+    # staff edits the customer: the admin log names them
+    admin_client.post(
+        f"/admin/tracking/customer/{customer.pk}/change/",
+        {"user_id": USER, "email": "anna@example.com", "country": "GB", "traits": "{}"},
+    )
+    with on_commit(execute=True):
+        consent_record(
+            subject=Subject(anonymous_id=ANONYMOUS),
+            choices={"analytics": True},
+            source="banner",
+            ip_address="203.0.113.50",
+            user_agent="UA",
+        )
+        subject_link(anonymous_id=ANONYMOUS, user_id=USER, source="login")
+        consent_record(subject=Subject(user_id=USER), choices={"marketing": True}, source="api")
+        export_request_create(subject=Subject(user_id=USER), requested_via="preference_center")
+    # the demo shop: a session browsing as the customer (in the database and, cached_db, in the cache)
+    client.post("/shop/customers/browse-as/", {"user_id": USER})
+    session = client.session
+    session["pz_anonymous_id"] = ANONYMOUS
+    session.save()
+
+
+def rows_naming(identifier: str) -> dict[str, int]:
+    """Every text-like column of every table, searched for the identifier."""
+    found: dict[str, int] = {}
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            if isinstance(field, models.CharField | models.TextField):
+                lookup = {f"{field.name}__icontains": identifier}
+                queryset = model._default_manager.filter(**lookup)
+            elif isinstance(field, models.JSONField):
+                queryset = model._default_manager.annotate(as_text=Cast(field.name, models.TextField())).filter(
+                    as_text__icontains=identifier
+                )
+            else:
+                continue
+            if count := queryset.count():
+                found[f"{model._meta.db_table}.{field.column}"] = count
+    return found
+
+
+def sessions_naming(identifier: str) -> int:
+    return sum(identifier in str(session.get_decoded()) for session in Session.objects.all())
+
+
+def redis_naming(identifier: str) -> list[bytes]:
+    if not settings.REDIS_URL:
+        return []
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    hits = []
+    for key in client.scan_iter("*"):
+        value = client.get(key) if client.type(key) == b"string" else b""
+        if identifier.encode() in key or identifier.encode() in (value or b""):
+            hits.append(key)
+    return hits
+
+
+def test_erasure_leaves_nothing_identifying_anywhere(
+    client: Client, admin_client: Client, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    seed_everything(client, admin_client, django_capture_on_commit_callbacks)
+    for identifier in IDENTIFIERS:  # the seed really put the subject everywhere
+        assert rows_naming(identifier), identifier
+    assert sessions_naming(USER) == 1
+    if settings.REDIS_URL:
+        assert redis_naming(USER), "the cached session should name the customer before erasure"
+    assert ExportRequest.objects.get().status == "ready"
+    assert {store.name for store in personal_data_stores()} == {"consent", "tracking", "demo shop"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        receipt = subject_erase(subject=Subject(anonymous_id=ANONYMOUS), requested_via="test")
+
+    for identifier in (*IDENTIFIERS, "anna@example.com"):
+        assert rows_naming(identifier) == {}, identifier
+        assert sessions_naming(identifier) == 0
+        assert redis_naming(identifier) == []
+    assert receipt.removed == {
+        # two links: the seed's, and the one "browse as" made from the session's first anonymous id
+        "consent": {"consent records anonymised": 2, "identity links deleted": 2, "data exports deleted": 1},
+        "tracking": {"customers deleted": 1, "orders anonymised": 2, "admin log entries deleted": 1},
+        "demo shop": {"demo shop sessions deleted": 1},
+    }
+    assert len(receipt.subject_hashes) == 3  # the user and both anonymous ids
+    assert {subject_hash("user", USER), subject_hash("anonymous", ANONYMOUS)} < set(receipt.subject_hashes)
+    assert Suppression.objects.count() == 3
+    assert Order.objects.count() == 2  # the shop's revenue keeps its orders, anonymous
+    assert Order.objects.filter(customer__isnull=True, anonymous_id="", properties={}).count() == 2
+
+
+def test_an_erased_subject_is_suppressed_until_they_consent_again(
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    subject = Subject(user_id=USER)
+    consent_record(subject=subject, choices={"analytics": True}, source="banner")
+    with django_capture_on_commit_callbacks(execute=True):
+        subject_erase(subject=subject, requested_via="test")
+    # A late event for the subject is dropped: the collector asks exactly this.
+    assert subject_suppressed(subject) is True
+    assert consent_allows(subject=subject, purpose="analytics") is False
+    assert consent_allows(subject=subject, purpose="necessary") is True
+    with django_capture_on_commit_callbacks(execute=True):
+        consent_record(subject=subject, choices={"analytics": True}, source="banner")
+    assert subject_suppressed(subject) is False
+    assert consent_allows(subject=subject, purpose="analytics") is True
+
+
+def test_an_erasure_by_staff_is_audited(admin_user: object) -> None:
+    subject_erase(subject=Subject(user_id=USER), requested_via="admin", requested_by=admin_user)  # type: ignore[arg-type]
+    (entry,) = StaffAccessLog.objects.all()
+    assert (entry.staff_username, entry.action, entry.subject_hash) == ("admin", "erase", subject_hash("user", USER))
+    assert ErasureReceipt.objects.get().requested_by == admin_user
+
+
+def test_erasure_covers_linked_identities() -> None:
+    subject_link(anonymous_id="anon-a", user_id="user-b", source="login")
+    identities = identities_for(Subject(user_id="user-b"))
+    assert identities.anonymous_ids == frozenset({"anon-a"})
+    receipt = subject_erase(subject=Subject(user_id="user-b"), requested_via="test")
+    assert sorted(receipt.subject_hashes) == sorted(
+        [subject_hash("user", "user-b"), subject_hash("anonymous", "anon-a")]
+    )
+    assert subject_suppressed(Subject(anonymous_id="anon-a")) is True

@@ -1,0 +1,43 @@
+from datetime import timedelta
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from consent.models import ExportRequest
+from consent.tasks import retention_purge
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+
+
+def test_the_purge_is_scheduled_nightly() -> None:
+    task = PeriodicTask.objects.select_related("crontab").get(task="consent.tasks.retention_purge")
+    assert task.enabled is True
+    assert task.crontab is not None
+    assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == ("30", "3", "UTC")
+
+
+def test_the_purge_removes_expired_exports_and_sessions_only() -> None:
+    now = timezone.now()
+    expired = ExportRequest.objects.create(
+        user_id="u", requested_via="t", status="ready", expires_at=now - timedelta(minutes=1)
+    )
+    valid = ExportRequest.objects.create(
+        user_id="u", requested_via="t", status="ready", expires_at=now + timedelta(hours=1)
+    )
+    old_session, live_session = SessionStore(), SessionStore()
+    old_session.create()
+    live_session.create()
+    Session.objects.filter(session_key=old_session.session_key).update(expire_date=now - timedelta(days=1))
+
+    result = retention_purge.delay().get()
+
+    assert result == {
+        "consent": {"expired data exports deleted": 1},
+        "demo shop": {"expired sessions deleted": 1},
+    }
+    assert list(ExportRequest.objects.values_list("pk", flat=True)) == [valid.pk]
+    assert not ExportRequest.objects.filter(pk=expired.pk).exists()
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live_session.session_key]

@@ -1,0 +1,60 @@
+"""The tracking app's personal data (customers and their orders) in the personal-data registry."""
+
+from typing import Any
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
+
+from consent.subjects import Identities
+from tracking.models import Customer, Order
+
+
+def _orders(identities: Identities) -> Any:
+    return Order.objects.filter(
+        Q(customer__user_id__in=identities.user_ids) | Q(anonymous_id__in=identities.anonymous_ids)
+    )
+
+
+def subject_export(identities: Identities) -> dict[str, Any]:
+    customers = Customer.objects.filter(user_id__in=identities.user_ids)
+    orders = _orders(identities).prefetch_related("lines").order_by("placed_at")
+    return {
+        "customers": [
+            {
+                "user_id": c.user_id,
+                "email": c.email,
+                "country": c.country,
+                "traits": c.traits,
+                "first_seen_at": c.first_seen_at.isoformat() if c.first_seen_at else None,
+            }
+            for c in customers
+        ],
+        "orders": [
+            {
+                "order_id": o.order_id,
+                "status": o.status,
+                "placed_at": o.placed_at.isoformat(),
+                "revenue": str(o.revenue),
+                "currency": o.currency,
+                "lines": [
+                    {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+                    for line in o.lines.all()
+                ],
+            }
+            for o in orders
+        ],
+    }
+
+
+def subject_erase(identities: Identities) -> dict[str, int]:
+    """Customers are deleted; their orders stay for the shop's revenue figures, without anyone's
+    identity (no customer, no anonymous id, no properties)."""
+    customers = Customer.objects.filter(user_id__in=identities.user_ids)
+    customer_type = ContentType.objects.get_for_model(Customer)
+    log_entries, _ = LogEntry.objects.filter(
+        content_type=customer_type, object_id__in=[str(pk) for pk in customers.values_list("pk", flat=True)]
+    ).delete()
+    orders = _orders(identities).update(customer=None, anonymous_id="", properties={})
+    deleted, _ = customers.delete()
+    return {"customers deleted": deleted, "orders anonymised": orders, "admin log entries deleted": log_entries}
