@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pz
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: run test lint typecheck pytest pytest-embedded format lock clean
+.PHONY: run test lint typecheck pytest pytest-embedded chromium format lock clean
 
 $(VENV)/.runtime-installed: requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,8 +44,15 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy .
 
-pytest: $(VENV)/.dev-installed
+pytest: $(VENV)/.dev-installed chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+## chromium: the browser tests drive Debian's Chromium (never a downloaded one)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	} || { echo "Could not install chromium: run 'apt-get install -y chromium' as root"; exit 1; }
 
 pytest-embedded: $(VENV)/.dev-installed
 	DATABASE_URL=sqlite:///var/embedded-tests.sqlite3 REDIS_URL= $(BIN)/pytest -m embedded $(PYTEST_ARGS)

@@ -74,9 +74,9 @@ class PolicyVersionAdmin(admin.ModelAdmin):
             try:
                 services.policy_version_publish(policy_version=version, published_by=request.user)  # type: ignore[arg-type]
             except ConsentError as exc:
-                self.message_user(request, f"v{version.version} not published: {exc.message}.", messages.ERROR)
+                self.message_user(request, f"Version {version.version} not published: {exc.message}.", messages.ERROR)
             else:
-                self.message_user(request, f"v{version.version} is published.")
+                self.message_user(request, f"Version {version.version} is published.")
 
 
 @admin.register(ConsentRecord)

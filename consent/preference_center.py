@@ -30,18 +30,15 @@ from consent.links import (
     subject_from_preference_token,
 )
 from consent.models import ConsentRecord
-from consent.network import client_ip, gpc_signal
+from consent.network import RequestFacts, client_ip, gpc_signal, request_facts
 from consent.subjects import Subject
 
 RECEIPT_SALT = "consent.erasure-receipt"
 View = Callable[..., HttpResponse]
 
 
-def _facts(request: HttpRequest) -> dict[str, Any]:
-    return {
-        "ip_address": client_ip(request.META, settings.PZ_TRUSTED_PROXIES),
-        "user_agent": request.META.get("HTTP_USER_AGENT", ""),
-    }
+def _facts(request: HttpRequest) -> RequestFacts:
+    return request_facts(request.META, settings.PZ_TRUSTED_PROXIES)
 
 
 def _limited(request: HttpRequest, scope: str, limit: int, window: int) -> bool:

@@ -18,12 +18,12 @@ from rest_framework.views import APIView
 from config.api_errors import api_error_schema
 from config.input_errors import validation_error_fields
 from config.parsers import PlainTextJSONParser
-from consent import selectors, services
+from consent import network, selectors, services
 from consent.api_input import ChoicesIn, GpcIn, LinkIn, PreferenceLinkIn, SubjectIn
 from consent.exceptions import ConsentError
 from consent.links import preference_link
 from consent.models import ConsentRecord
-from consent.network import client_ip, gpc_signal
+from consent.network import gpc_signal
 from consent.subjects import Subject
 from tracking.authentication import (
     HasSourceKey,
@@ -52,13 +52,8 @@ def parse(model: type[M], data: Any) -> M:
         raise exceptions.ValidationError(validation_error_fields(exc, root="body")) from exc
 
 
-def request_facts(request: Request) -> dict[str, Any]:
-    """What a consent record keeps about the request: a truncated IP (truncated by the service)
-    and the user agent."""
-    return {
-        "ip_address": client_ip(request.META, settings.PZ_TRUSTED_PROXIES),
-        "user_agent": request.META.get("HTTP_USER_AGENT", ""),
-    }
+def request_facts(request: Request) -> network.RequestFacts:
+    return network.request_facts(request.META, settings.PZ_TRUSTED_PROXIES)
 
 
 def honour_gpc(request: Request, subject: Subject) -> list[ConsentRecord]:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from consent.links import preference_link
-from consent.network import gpc_signal
+from consent.network import gpc_signal, request_facts
 from consent.services import consent_apply_gpc, subject_link
 from consent.subjects import Subject
 from personalization import selectors
@@ -63,7 +63,7 @@ def _subject(request: HttpRequest) -> Subject:
 def _render(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     subject = _subject(request)
     if gpc_signal(request.META):  # every request with Sec-GPC: 1 is an opt-out signal
-        consent_apply_gpc(subject=subject, user_agent=request.META.get("HTTP_USER_AGENT", ""))
+        consent_apply_gpc(subject=subject, **request_facts(request.META, settings.PZ_TRUSTED_PROXIES))
     base = {
         "departments": _departments(),
         "cart_count": Cart(request.session).count,
