@@ -92,7 +92,7 @@ class ConsentConfigView(APIView):
 
     @extend_schema(
         summary="Purposes and the current policy (public)",
-        description="What a banner shows. No key needed; cacheable for five minutes.",
+        description="What a banner shows. No key needed; cacheable for a minute.",
         responses={200: OpenApiResponse(description="Policy version, purposes and GPC behaviour.")},
     )
     def get(self, request: Request) -> Response:
@@ -106,7 +106,7 @@ class ConsentConfigView(APIView):
             "gpcWithdraws": list(settings.PZ_GPC_WITHDRAWS),
         }
         response = Response(body)
-        response["Cache-Control"] = "public, max-age=300"
+        response["Cache-Control"] = "public, max-age=60"
         response["Access-Control-Allow-Origin"] = "*"
         return response
 

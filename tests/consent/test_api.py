@@ -38,7 +38,7 @@ def test_config_is_public_and_cacheable(api_client: APIClient) -> None:
         ("marketing", False),
     ]
     assert body["gpcWithdraws"] == ["marketing"]
-    assert response["Cache-Control"] == "public, max-age=300"
+    assert response["Cache-Control"] == "public, max-age=60"
     assert response["Access-Control-Allow-Origin"] == "*"
 
 
