@@ -5,9 +5,11 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core import signing
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
+from consent.models import PolicyVersion
 from consent.subjects import Subject
 
 PREFERENCE_SALT = "consent.preference-center"
@@ -59,3 +61,10 @@ def export_id_from_token(token: str) -> UUID:
         raise ExpiredLink from exc
     except (signing.BadSignature, ValueError) as exc:
         raise InvalidLink from exc
+
+
+def policy_url(request: HttpRequest, version: PolicyVersion | None) -> str:
+    """Where a policy can be read: the shop's own URL, or the platform's page with its text."""
+    if version is None:
+        return ""
+    return version.url or request.build_absolute_uri(reverse("privacy:policy"))

@@ -27,6 +27,7 @@ from consent.links import (
     InvalidLink,
     export_download_path,
     export_id_from_token,
+    policy_url,
     subject_from_preference_token,
 )
 from consent.models import ConsentRecord
@@ -82,6 +83,16 @@ def with_subject(view: View) -> View:
     return never_cache(wrapper)
 
 
+def policy(request: HttpRequest) -> HttpResponse:
+    """The published privacy policy, for shops that keep its text here rather than at their own URL."""
+    current = selectors.current_policy_version()
+    if current is None:
+        raise Http404("No policy is published")
+    return render(
+        request, "privacy/policy.html", {"policy": current, "purposes": current.purposes.order_by("position")}
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @with_subject
 def preferences(request: HttpRequest, subject: Subject, token: str) -> HttpResponse:
@@ -118,6 +129,7 @@ def preferences(request: HttpRequest, subject: Subject, token: str) -> HttpRespo
     ]
     identities = selectors.identities_for(subject)
     now = timezone.now()
+    current_policy = selectors.current_policy_version()
     context = {
         "subject": subject,
         "token": token,
@@ -130,7 +142,8 @@ def preferences(request: HttpRequest, subject: Subject, token: str) -> HttpRespo
         ],
         "gpc": gpc_signal(request.META),
         "gpc_withdraws": settings.PZ_GPC_WITHDRAWS,
-        "policy": selectors.current_policy_version(),
+        "policy": current_policy,
+        "policy_url": policy_url(request, current_policy),
     }
     return render(request, "privacy/preferences.html", context)
 

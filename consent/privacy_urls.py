@@ -5,6 +5,7 @@ from consent import preference_center
 app_name = "privacy"
 
 urlpatterns = [
+    path("policy/", preference_center.policy, name="policy"),
     path("p/<str:token>/", preference_center.preferences, name="preferences"),
     path("p/<str:token>/export/", preference_center.export_request, name="export"),
     path("p/<str:token>/erase/", preference_center.erase, name="erase"),

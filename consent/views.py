@@ -21,7 +21,7 @@ from config.parsers import PlainTextJSONParser
 from consent import network, selectors, services
 from consent.api_input import ChoicesIn, GpcIn, LinkIn, PreferenceLinkIn, SubjectIn
 from consent.exceptions import ConsentError
-from consent.links import preference_link
+from consent.links import policy_url, preference_link
 from consent.models import ConsentRecord
 from consent.network import gpc_signal
 from consent.subjects import Subject
@@ -98,7 +98,9 @@ class ConsentConfigView(APIView):
     def get(self, request: Request) -> Response:
         policy = selectors.current_policy_version()
         body = {
-            "policy": None if policy is None else {"version": policy.version, "title": policy.title, "url": policy.url},
+            "policy": None
+            if policy is None
+            else {"version": policy.version, "title": policy.title, "url": policy_url(request, policy)},
             "purposes": [
                 {"key": p.key, "name": p.name, "description": p.description, "required": p.is_required}
                 for p in selectors.purposes_for_display()

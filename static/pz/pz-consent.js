@@ -56,6 +56,8 @@
 .pz-consent-root *,.pz-consent-root *::before,.pz-consent-root *::after{box-sizing:border-box}
 .pz-consent-inner{max-width:960px;margin:0 auto}
 .pz-consent-title{margin:0 0 4px;font-size:1.15em;font-weight:650;line-height:1.3}
+/* the heading takes focus only to announce the dialog; it is not a control, so no focus ring */
+.pz-consent-title:focus{outline:none}
 .pz-consent-text,.pz-consent-gpc{margin:0 0 12px}
 .pz-consent-link{color:inherit;text-decoration:underline;text-decoration-color:var(--pz-consent-accent,#1f5fbf);text-underline-offset:2px}
 .pz-consent-actions{display:flex;flex-wrap:wrap;gap:8px}

@@ -30,7 +30,7 @@ def test_config_is_public_and_cacheable(api_client: APIClient) -> None:
     response = api_client.get("/api/v1/consent/config")
     assert response.status_code == 200
     body = response.json()
-    assert body["policy"] == {"version": 1, "title": "Privacy policy", "url": ""}
+    assert body["policy"] == {"version": 1, "title": "Privacy policy", "url": "http://testserver/privacy/policy/"}
     assert [(p["key"], p["required"]) for p in body["purposes"]] == [
         ("necessary", True),
         ("analytics", False),

@@ -170,3 +170,12 @@ def test_posting_too_often_is_rate_limited(client: Client) -> None:
     statuses = [client.post(url, {"purpose-analytics": "allow"}).status_code for _ in range(22)]
     assert statuses.count(429) == 2
     assert statuses[:20] == [302] * 20
+
+
+def test_the_policy_page_shows_the_published_policy(client: Client) -> None:
+    response = client.get("/privacy/policy/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Version 1" in page
+    assert "Legal basis: Consent (GDPR art. 6(1)(a))." in page
+    assert 'href="http://testserver/privacy/policy/"' in client.get(link(ANNA)).content.decode()
