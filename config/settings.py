@@ -252,3 +252,8 @@ PZ_EXPORT_LINK_MAX_AGE = 24 * 3600
 PZ_TRUSTED_PROXIES = env.int("PZ_TRUSTED_PROXIES", default=0)
 # Raw behavioural data older than this is purged every night.
 PZ_RETENTION_DAYS = env.int("PZ_RETENTION_DAYS", default=395)
+
+# --- Event collection ----------------------------------------------------------------------------
+# With REDIS_URL the collector appends to a Redis Stream and `manage.py consume_events` processes
+# it; set this to process in the request instead (one transport less, slower collector).
+PZ_PROCESS_EVENTS_IN_PROCESS = env.bool("PZ_PROCESS_EVENTS_IN_PROCESS", default=False)

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/catalog/", include("personalization.urls")),
     path("api/v1/consent/", include("consent.urls")),
     path("privacy/", include("consent.privacy_urls")),
+    path("v1/", include("tracking.collector_urls")),
 ]
 if settings.PZ_DEMO_SHOP:
     urlpatterns.append(path("shop/", include("personalization.shop_urls")))

@@ -9,6 +9,7 @@ Cache keys are keyed hashes of the ids, so Redis holds no identifiers.
 import gzip
 import hashlib
 import hmac
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -97,6 +98,15 @@ def linked_user(anonymous_id: str) -> str | None:
     return link.user_id if link else None
 
 
+def linked_users(anonymous_ids: Iterable[str]) -> dict[str, str]:
+    """``{anonymous id: user id}`` for those linked to a user (the latest link of each)."""
+    latest: dict[str, str] = {}
+    links = SubjectLink.objects.filter(anonymous_id__in=list(anonymous_ids)).order_by("anonymous_id", "linked_at", "id")
+    for anonymous_id, user_id in links.values_list("anonymous_id", "user_id"):
+        latest[anonymous_id] = user_id
+    return latest
+
+
 def _anonymous_ids_of(user_id: str) -> set[str]:
     """Anonymous ids whose latest link is to this user."""
     candidates = SubjectLink.objects.filter(
@@ -172,19 +182,46 @@ def _blob_for(kind: str, value: str, cached: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def subject_state(subject: Subject) -> tuple[PolicyState, dict[str, Choice], bool]:
-    """The published policy, the person's latest choices and whether they are suppressed."""
-    ids = ([("user", subject.user_id)] if subject.user_id else []) + (
+def _ids(subject: Subject) -> list[tuple[str, str]]:
+    return ([("user", subject.user_id)] if subject.user_id else []) + (
         [("anonymous", subject.anonymous_id)] if subject.anonymous_id else []
     )
-    cached = cache.get_many([POLICY_KEY, *(state_key(kind, value) for kind, value in ids)])
+
+
+def subject_states(subjects: Iterable[Subject]) -> tuple[PolicyState, dict[Subject, tuple[dict[str, Choice], bool]]]:
+    """The published policy and, per subject, their latest choices and whether they are suppressed:
+    one cache round trip for all of them (the collector asks for a whole batch at once)."""
+    wanted = list(dict.fromkeys(subjects))
+    keys = [POLICY_KEY, *(state_key(kind, value) for subject in wanted for kind, value in _ids(subject))]
+    cached = cache.get_many(keys)
     policy = cached.get(POLICY_KEY)
     if policy is None:
         policy = policy_blob()
         cache.set(POLICY_KEY, policy, STATE_TIMEOUT)
-    blobs = [_blob_for(kind, value, cached) for kind, value in ids]
-    choices = merge_choices(*({p: Choice.from_list(values) for p, values in blob["choices"].items()} for blob in blobs))
-    return _policy_from(policy), choices, any(blob["suppressed"] for blob in blobs)
+    states = {}
+    for subject in wanted:
+        blobs = [_blob_for(kind, value, cached) for kind, value in _ids(subject)]
+        choices = merge_choices(
+            *({p: Choice.from_list(values) for p, values in blob["choices"].items()} for blob in blobs)
+        )
+        states[subject] = (choices, any(blob["suppressed"] for blob in blobs))
+    return _policy_from(policy), states
+
+
+def subject_state(subject: Subject) -> tuple[PolicyState, dict[str, Choice], bool]:
+    """The published policy, the person's latest choices and whether they are suppressed."""
+    policy, states = subject_states([subject])
+    choices, suppressed = states[subject]
+    return policy, choices, suppressed
+
+
+def consent_gate(subjects: Iterable[Subject], purpose: str) -> dict[Subject, tuple[bool, bool]]:
+    """``{subject: (allowed, suppressed)}`` for a purpose, for many subjects in one round trip."""
+    policy, states = subject_states(subjects)
+    return {
+        subject: (is_allowed(purpose, policy=policy, choices=choices, suppressed=suppressed), suppressed)
+        for subject, (choices, suppressed) in states.items()
+    }
 
 
 def consent_allows(*, subject: Subject, purpose: str, jurisdiction: str | None = None) -> bool:

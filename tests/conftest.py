@@ -5,7 +5,7 @@ import gzip
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -116,6 +116,21 @@ def write_online_retail(path: Path, rows: list[str]) -> Path:
     with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
         handle.write("\n".join([header, *rows]) + "\n")
     return path
+
+
+@pytest.fixture
+def drain() -> Callable[[], int]:
+    """Process what the collector appended to the stream (with Redis), as a consumer would; in the
+    embedded configuration the collector already processed it. Returns the events stored now."""
+
+    def run() -> int:
+        if not settings.REDIS_URL:
+            return 0
+        from tracking.consumer import consume_available
+
+        return consume_available(name="test-consumer").stored
+
+    return run
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -13,7 +13,7 @@ from consent.services import export_request_create, staff_access_record, subject
 from consent.subjects import Subject
 from personalization.resources import SPREADSHEET_FORMATS
 from tracking import services
-from tracking.models import Customer, Order, OrderLine, Source
+from tracking.models import Customer, Event, IngestCount, Order, OrderLine, Profile, Source
 
 
 @admin.register(Source)
@@ -160,4 +160,67 @@ class OrderAdmin(ExportMixin, admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TrackingReadOnlyAdmin(admin.ModelAdmin):
+    """Events and profiles come from the stream; staff look, nobody edits."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _audit(self, request: HttpRequest, user_id: str, anonymous_id: str, what: str) -> None:
+        if user_id or anonymous_id:
+            staff_access_record(
+                staff=request.user,  # type: ignore[arg-type]
+                action=StaffAccessLog.Action.VIEW,
+                identities=identities_for(Subject(user_id=user_id, anonymous_id=anonymous_id)),
+                what=what,
+            )
+
+
+@admin.register(Event)
+class EventAdmin(TrackingReadOnlyAdmin):
+    list_display = ["timestamp", "type", "event", "name", "user_id", "anonymous_id", "source"]
+    list_filter = ["type", "source", "timestamp"]
+    search_fields = ["=message_id", "=user_id", "=anonymous_id", "event"]
+    date_hierarchy = "timestamp"
+    list_select_related = ["source"]
+    show_full_result_count = False
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        event = Event.objects.filter(pk=object_id).first()
+        if event is not None:
+            self._audit(request, event.user_id, event.anonymous_id, f"event {event.pk}")
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Profile)
+class ProfileAdmin(TrackingReadOnlyAdmin):
+    list_display = ["key", "last_seen_at", "sessions", "product_views", "adds", "orders", "revenue", "merged_into"]
+    list_filter = ["last_seen_at"]
+    search_fields = ["=key", "=user_id", "=anonymous_id"]
+    show_full_result_count = False
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        profile = Profile.objects.filter(pk=object_id).first()
+        if profile is not None:
+            self._audit(request, profile.user_id, profile.anonymous_id, "real-time profile")
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(IngestCount)
+class IngestCountAdmin(TrackingReadOnlyAdmin):
+    list_display = ["day", "source", "outcome", "count"]
+    list_filter = ["outcome", "source", "day"]
+    date_hierarchy = "day"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

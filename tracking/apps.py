@@ -9,4 +9,6 @@ class TrackingConfig(AppConfig):
         from consent.registry import register_personal_data
         from tracking import privacy
 
-        register_personal_data("tracking", export=privacy.subject_export, erase=privacy.subject_erase)
+        register_personal_data(
+            "tracking", export=privacy.subject_export, erase=privacy.subject_erase, purge=privacy.purge
+        )

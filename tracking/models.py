@@ -114,3 +114,102 @@ class OrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.sku}"
+
+
+class Event(models.Model):
+    """One stored event (Segment spec), deduplicated on (source, message_id)."""
+
+    id = models.BigAutoField(primary_key=True)
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events")
+    message_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=16)
+    event = models.CharField(max_length=200, blank=True, help_text="The name of a track call.")
+    name = models.CharField(max_length=200, blank=True, help_text="The name of a page or screen.")
+    user_id = models.CharField(max_length=128, blank=True)
+    anonymous_id = models.CharField(max_length=128, blank=True)
+    group_id = models.CharField(max_length=128, blank=True)
+    previous_id = models.CharField(max_length=128, blank=True)
+    session_id = models.CharField(max_length=32, blank=True)
+    timestamp = models.DateTimeField(help_text="When it happened, corrected for the client's clock.")
+    received_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    original_timestamp = models.DateTimeField(null=True, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    traits = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        constraints = [models.UniqueConstraint(fields=["source", "message_id"], name="event_message_once")]
+        indexes = [
+            models.Index(fields=["user_id", "timestamp"]),
+            models.Index(fields=["anonymous_id", "timestamp"]),
+            models.Index(fields=["event", "timestamp"]),
+            models.Index(fields=["timestamp"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event or self.name} ({self.message_id})"
+
+
+class Profile(models.Model):
+    """The real-time profile of a visitor, updated by every event that is stored (exactly once).
+
+    Keyed by ``u:<user id>`` for known people and ``a:<anonymous id>`` for anonymous visitors; an
+    anonymous profile identified later is merged into the person's and points at it.
+    """
+
+    key = models.CharField(max_length=140, unique=True)
+    user_id = models.CharField(max_length=128, blank=True, db_index=True)
+    anonymous_id = models.CharField(max_length=128, blank=True, db_index=True)
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    session_id = models.CharField(max_length=32, blank=True)
+    session_started_at = models.DateTimeField(null=True, blank=True)
+    sessions = models.PositiveIntegerField(default=0)
+    page_views = models.PositiveIntegerField(default=0)
+    product_views = models.PositiveIntegerField(default=0)
+    adds = models.PositiveIntegerField(default=0)
+    removes = models.PositiveIntegerField(default=0)
+    orders = models.PositiveIntegerField(default=0)
+    cancellations = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    last_order_at = models.DateTimeField(null=True, blank=True)
+    last_order_id = models.CharField(max_length=100, blank=True)
+    recently_viewed = models.JSONField(default=list, blank=True, help_text="SKUs, newest first.")
+    cart = models.JSONField(default=dict, blank=True, help_text="{SKU: quantity}")
+    category_affinity = models.JSONField(default=dict, blank=True, help_text="{category path: [score, as of]}")
+    brand_affinity = models.JSONField(default=dict, blank=True, help_text="{brand: [score, as of]}")
+    traits = models.JSONField(default=dict, blank=True, help_text="From identify calls.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class IngestCount(models.Model):
+    """What became of the events each source sent, per day: counted once, with the events."""
+
+    class Outcome(models.TextChoices):
+        STORED = "stored", "Stored"
+        DUPLICATE = "duplicate", "Duplicate (already stored)"
+        REJECTED = "rejected", "Rejected (invalid)"
+        NO_CONSENT = "no_consent", "Dropped: no analytics consent"
+        SUPPRESSED = "suppressed", "Dropped: erased subject"
+        BOT = "bot", "Dropped: bot"
+
+    day = models.DateField()
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "source", "outcome"]
+        constraints = [models.UniqueConstraint(fields=["day", "source", "outcome"], name="ingest_count_once")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.outcome}: {self.count}"

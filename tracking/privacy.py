@@ -1,5 +1,6 @@
 """The tracking app's personal data (customers and their orders) in the personal-data registry."""
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.admin.models import LogEntry
@@ -7,13 +8,21 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 
 from consent.subjects import Identities
-from tracking.models import Customer, Order
+from tracking.models import Customer, Event, Order, Profile
 
 
 def _orders(identities: Identities) -> Any:
     return Order.objects.filter(
         Q(customer__user_id__in=identities.user_ids) | Q(anonymous_id__in=identities.anonymous_ids)
     )
+
+
+def _events(identities: Identities) -> Any:
+    return Event.objects.filter(Q(user_id__in=identities.user_ids) | Q(anonymous_id__in=identities.anonymous_ids))
+
+
+def _profiles(identities: Identities) -> Any:
+    return Profile.objects.filter(Q(user_id__in=identities.user_ids) | Q(anonymous_id__in=identities.anonymous_ids))
 
 
 def subject_export(identities: Identities) -> dict[str, Any]:
@@ -44,6 +53,37 @@ def subject_export(identities: Identities) -> dict[str, Any]:
             }
             for o in orders
         ],
+        "events": [
+            {
+                "type": e.type,
+                "event": e.event,
+                "name": e.name,
+                "timestamp": e.timestamp.isoformat(),
+                "properties": e.properties,
+                "traits": e.traits,
+                "context": e.context,
+            }
+            for e in _events(identities).order_by("timestamp").iterator()
+        ],
+        "profiles": [
+            {
+                "key": p.key,
+                "first_seen_at": p.first_seen_at.isoformat() if p.first_seen_at else None,
+                "last_seen_at": p.last_seen_at.isoformat() if p.last_seen_at else None,
+                "counts": {
+                    "page_views": p.page_views,
+                    "product_views": p.product_views,
+                    "adds": p.adds,
+                    "orders": p.orders,
+                },
+                "recently_viewed": p.recently_viewed,
+                "cart": p.cart,
+                "category_affinity": p.category_affinity,
+                "brand_affinity": p.brand_affinity,
+                "traits": p.traits,
+            }
+            for p in _profiles(identities)
+        ],
     }
 
 
@@ -57,4 +97,18 @@ def subject_erase(identities: Identities) -> dict[str, int]:
     ).delete()
     orders = _orders(identities).update(customer=None, anonymous_id="", properties={})
     deleted, _ = customers.delete()
-    return {"customers deleted": deleted, "orders anonymised": orders, "admin log entries deleted": log_entries}
+    events, _ = _events(identities).delete()
+    profiles, _ = _profiles(identities).delete()
+    return {
+        "customers deleted": deleted,
+        "orders anonymised": orders,
+        "admin log entries deleted": log_entries,
+        "events deleted": events,
+        "profiles deleted": profiles,
+    }
+
+
+def purge(cutoff: datetime) -> dict[str, int]:
+    """Raw behavioural data: events older than the retention period."""
+    deleted, _ = Event.objects.filter(timestamp__lt=cutoff).delete()
+    return {"events deleted": deleted}

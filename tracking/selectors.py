@@ -1,8 +1,10 @@
 """Reads of the tracking app."""
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import Count, Max, QuerySet
 
 from tracking.models import Customer, Order, OrderLine, Source
@@ -14,6 +16,27 @@ def source_for_secret_key(*, digest: str) -> Source | None:
 
 def source_for_write_key(*, write_key: str) -> Source | None:
     return Source.objects.filter(write_key=write_key, is_active=True).first()
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    id: int
+    allowed_origins: tuple[str, ...]
+
+
+SOURCE_CACHE_SECONDS = 60
+
+
+def source_info_for_write_key(write_key: str) -> SourceInfo | None:
+    """The collector's lookup of a write key, cached for a minute (a revoked key stops working
+    within that minute); unknown keys are cached too, so a flood of bad keys costs no query."""
+    key = "tracking:source:" + hashlib.sha256(write_key.encode()).hexdigest()[:32]
+    cached = cache.get(key)
+    if cached is None:
+        source = source_for_write_key(write_key=write_key)
+        cached = (source.pk, tuple(source.allowed_origins or ())) if source else ()
+        cache.set(key, cached, SOURCE_CACHE_SECONDS)
+    return SourceInfo(cached[0], cached[1]) if cached else None
 
 
 def source_write_key(*, name: str) -> str | None:

@@ -205,3 +205,17 @@ def order_record(*, order: OrderIn, origin: str) -> Order:
     """Store one order (idempotent by ``order_id``) and return the stored row."""
     order_bulk_record(orders=[order], origin=origin)
     return Order.objects.get(order_id=order.order_id)
+
+
+@transaction.atomic
+def order_cancel(*, order_id: str, cancellation: OrderIn) -> Order:
+    """An ``Order Cancelled``: the stored order becomes cancelled; one we never saw is stored as a
+    cancelled order with the products the event lists. Cancelling twice changes nothing."""
+    order = Order.objects.select_for_update().filter(order_id=order_id).first()
+    if order is None:
+        order_bulk_record(orders=[cancellation], origin=Order.Origin.EVENT)
+        return Order.objects.get(order_id=order_id)
+    if order.status != Order.Status.CANCELLED:
+        order.status = Order.Status.CANCELLED
+        order.save(update_fields=["status"])
+    return order

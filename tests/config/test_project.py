@@ -33,6 +33,9 @@ def test_migrations_match_the_models() -> None:
         "/admin/tracking/source/add/",
         "/admin/personalization/product/import/",
         "/admin/personalization/product/export/",
+        "/admin/tracking/event/",
+        "/admin/tracking/profile/",
+        "/admin/tracking/ingestcount/",
     ],
 )
 def test_admin_pages_render(admin_client: Client, url: str) -> None:

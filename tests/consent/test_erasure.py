@@ -3,6 +3,7 @@
 Every later issue that stores personal data registers its store and extends ``seed_everything``.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,7 +33,9 @@ ANONYMOUS = "anon-erase-me-91c2"
 IDENTIFIERS = (USER, ANONYMOUS)
 
 
-def seed_everything(client: Client, admin_client: Client, on_commit: DjangoCaptureOnCommitCallbacks) -> None:
+def seed_everything(
+    client: Client, admin_client: Client, on_commit: DjangoCaptureOnCommitCallbacks, drain: Callable[[], int]
+) -> None:
     """The subject, with data in every registered store."""
     ProductFactory.create(sku="85123A", price=Decimal("2.55"))
     order_bulk_record(
@@ -72,6 +75,36 @@ def seed_everything(client: Client, admin_client: Client, on_commit: DjangoCaptu
         subject_link(anonymous_id=ANONYMOUS, user_id=USER, source="login")
         consent_record(subject=Subject(user_id=USER), choices={"marketing": True}, source="api")
         export_request_create(subject=Subject(user_id=USER), requested_via="preference_center")
+    # tracked events and the real-time profiles they build
+    from tracking.services import source_create
+
+    keys = source_create(name="Erasure test source")
+    events = [
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "anonymousId": ANONYMOUS,
+            "messageId": "erase-e1",
+            "properties": {"product_id": "85123A"},
+        },
+        {
+            "type": "identify",
+            "anonymousId": ANONYMOUS,
+            "userId": USER,
+            "messageId": "erase-e2",
+            "traits": {"email": "anna@example.com"},
+        },
+        {
+            "type": "track",
+            "event": "Product Added",
+            "userId": USER,
+            "messageId": "erase-e3",
+            "properties": {"product_id": "85123A"},
+        },
+    ]
+    response = client.post("/v1/batch", {"batch": events, "writeKey": keys.write_key}, content_type="application/json")
+    assert response.json()["accepted"] == 3, response.content
+    drain()
     # the demo shop: a session browsing as the customer (in the database and, cached_db, in the cache)
     client.post("/shop/customers/browse-as/", {"user_id": USER})
     session = client.session
@@ -115,9 +148,12 @@ def redis_naming(identifier: str) -> list[bytes]:
 
 
 def test_erasure_leaves_nothing_identifying_anywhere(
-    client: Client, admin_client: Client, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+    client: Client,
+    admin_client: Client,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    drain: Callable[[], int],
 ) -> None:
-    seed_everything(client, admin_client, django_capture_on_commit_callbacks)
+    seed_everything(client, admin_client, django_capture_on_commit_callbacks, drain)
     for identifier in IDENTIFIERS:  # the seed really put the subject everywhere
         assert rows_naming(identifier), identifier
     assert sessions_naming(USER) == 1
@@ -136,7 +172,13 @@ def test_erasure_leaves_nothing_identifying_anywhere(
     assert receipt.removed == {
         # two links: the seed's, and the one "browse as" made from the session's first anonymous id
         "consent": {"consent records anonymised": 2, "identity links deleted": 2, "data exports deleted": 1},
-        "tracking": {"customers deleted": 1, "orders anonymised": 2, "admin log entries deleted": 1},
+        "tracking": {
+            "customers deleted": 1,
+            "orders anonymised": 2,
+            "admin log entries deleted": 1,
+            "events deleted": 3,
+            "profiles deleted": 1,  # the anonymous id was linked to the user before its events came
+        },
         "demo shop": {"demo shop sessions deleted": 1},
     }
     assert len(receipt.subject_hashes) == 3  # the user and both anonymous ids

@@ -8,6 +8,8 @@ from django_celery_beat.models import PeriodicTask
 
 from consent.models import ExportRequest
 from consent.tasks import retention_purge
+from tracking.models import Event
+from tracking.services import source_create
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
@@ -19,8 +21,13 @@ def test_the_purge_is_scheduled_nightly() -> None:
     assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == ("30", "3", "UTC")
 
 
-def test_the_purge_removes_expired_exports_and_sessions_only() -> None:
+def test_the_purge_removes_old_events_expired_exports_and_sessions_only(settings) -> None:
     now = timezone.now()
+    source = source_create(name="Web").source
+    for message_id, age in (("old", settings.PZ_RETENTION_DAYS + 1), ("recent", settings.PZ_RETENTION_DAYS - 1)):
+        Event.objects.create(
+            source=source, message_id=message_id, type="page", timestamp=now - timedelta(days=age), received_at=now
+        )
     expired = ExportRequest.objects.create(
         user_id="u", requested_via="t", status="ready", expires_at=now - timedelta(minutes=1)
     )
@@ -36,8 +43,10 @@ def test_the_purge_removes_expired_exports_and_sessions_only() -> None:
 
     assert result == {
         "consent": {"expired data exports deleted": 1},
+        "tracking": {"events deleted": 1},
         "demo shop": {"expired sessions deleted": 1},
     }
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["recent"]
     assert list(ExportRequest.objects.values_list("pk", flat=True)) == [valid.pk]
     assert not ExportRequest.objects.filter(pk=expired.pk).exists()
     assert list(Session.objects.values_list("session_key", flat=True)) == [live_session.session_key]

@@ -1,0 +1,177 @@
+"""The collector: the Segment HTTP Tracking API, so Segment and RudderStack SDKs work by changing the host.
+
+Plain Django views rather than DRF: this is the hottest path of the platform, and every request
+goes straight to ``tracking.ingestion.events_ingest``. Errors are JSON ``{"code", "detail", "fields"}``
+like the rest of the API.
+"""
+
+import base64
+import binascii
+import zlib
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import redis
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from tracking.event_schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, ONE_LETTER_TYPES
+from tracking.ingestion import events_ingest
+from tracking.selectors import SourceInfo, source_info_for_write_key
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+BATCH_KINDS = {"batch", "import", "b"}
+PATH_TYPES = {"track", "identify", "page", "screen", "group", "alias", *ONE_LETTER_TYPES}
+
+
+class CollectorError(Exception):
+    def __init__(self, status: int, code: str, detail: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.fields = status, code, detail, fields or {}
+
+    def response(self) -> JsonResponse:
+        return JsonResponse({"code": self.code, "detail": self.detail, "fields": self.fields}, status=self.status)
+
+
+def _body(request: HttpRequest) -> bytes:
+    declared = int(request.headers.get("Content-Length") or 0)
+    if declared > MAX_BATCH_BYTES:
+        raise CollectorError(413, "request_too_large", "The request body is over the 500 KB limit of a batch.")
+    body = request.body
+    if len(body) > MAX_BATCH_BYTES:
+        raise CollectorError(413, "request_too_large", "The request body is over the 500 KB limit of a batch.")
+    if request.headers.get("Content-Encoding", "").strip().lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(body, MAX_BATCH_BYTES + 1)
+        except zlib.error as exc:
+            raise CollectorError(400, "invalid_gzip", f"The body is not valid gzip: {exc}.") from exc
+        if len(body) > MAX_BATCH_BYTES or inflater.unconsumed_tail:
+            raise CollectorError(
+                413, "request_too_large", "The request body is over the 500 KB limit once decompressed."
+            )
+    return body
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise CollectorError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
+
+
+def _source(request: HttpRequest, payload: Any) -> SourceInfo:
+    header = request.headers.get("Authorization", "")
+    key: Any = None
+    if header[:6].lower() == "basic ":
+        try:
+            key = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise CollectorError(401, "authentication_failed", "The Basic credentials are not valid base64.") from exc
+    elif isinstance(payload, dict):
+        key = payload.get("writeKey")
+    if not isinstance(key, str) or not key:
+        raise CollectorError(
+            401,
+            "not_authenticated",
+            "Send the source's write key as the HTTP Basic user name, or as writeKey in the body.",
+        )
+    source = source_info_for_write_key(key)
+    if source is None:
+        raise CollectorError(401, "authentication_failed", "Unknown or revoked write key.")
+    return source
+
+
+def _cors(response: HttpResponse, request: HttpRequest, source: SourceInfo | None) -> HttpResponse:
+    origin = request.headers.get("Origin")
+    if origin and source is not None and origin in source.allowed_origins:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+    return response
+
+
+def _ingest(request: HttpRequest, payload: Any, kind: str, source: SourceInfo) -> JsonResponse:
+    received_at = timezone.now()
+    batch_context: dict[str, Any] | None = None
+    batch_sent_at = None
+    if kind in BATCH_KINDS:
+        if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
+            raise CollectorError(
+                400, "invalid", 'A batch is {"batch": [events]}.', {"batch": ["must be a list of events"]}
+            )
+        events = payload["batch"]
+        if len(events) > MAX_BATCH_EVENTS:
+            raise CollectorError(
+                400,
+                "too_many_events",
+                f"A batch holds at most 2,500 events; this one has {len(events):,}.",
+                {"batch": ["over 2,500 events"]},
+            )
+        if isinstance(payload.get("context"), dict):
+            batch_context = payload["context"]
+        if isinstance(payload.get("sentAt"), str):
+            try:
+                batch_sent_at = msgspec.convert(payload["sentAt"], type=datetime)
+            except msgspec.ValidationError:
+                batch_sent_at = None
+        path_type = None
+    else:
+        events = [payload]
+        path_type = ONE_LETTER_TYPES.get(kind, kind)
+    try:
+        result = events_ingest(
+            source_id=source.id,
+            raw_events=events,
+            meta=request.META,
+            received_at=received_at,
+            path_type=path_type,
+            batch_context=batch_context,
+            batch_sent_at=batch_sent_at,
+        )
+    except redis.RedisError as exc:
+        raise CollectorError(503, "unavailable", "The event stream is unavailable; nothing was stored. Retry.") from exc
+    everything_refused = result.rejected and not result.accepted and not result.dropped
+    return JsonResponse(result.body(), status=400 if everything_refused else 200)
+
+
+@csrf_exempt
+def collect(request: HttpRequest, kind: str) -> HttpResponse:
+    """``POST /v1/<kind>``: track, identify, page, screen, group, alias, batch, import, or their letters."""
+    if request.method == "OPTIONS":
+        response = HttpResponse(status=204)
+        response["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
+        response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response["Access-Control-Allow-Headers"] = "Content-Type, Authorization, Content-Encoding"
+        response["Access-Control-Max-Age"] = "86400"
+        return response
+    if request.method != "POST":
+        return CollectorError(405, "method_not_allowed", "Send events with POST.").response()
+    if kind not in PATH_TYPES and kind not in BATCH_KINDS:
+        return CollectorError(404, "not_found", f"There is no /v1/{kind} endpoint.").response()
+    source = None
+    try:
+        payload = _decode(_body(request))
+        source = _source(request, payload)
+        answer: HttpResponse = _ingest(request, payload, kind, source)
+    except CollectorError as error:
+        answer = error.response()
+    return _cors(answer, request, source)
+
+
+@csrf_exempt
+def pixel(request: HttpRequest, kind: str) -> HttpResponse:
+    """``GET /v1/pixel/<kind>?data=<base64 JSON>``: for e-mails and pages without JavaScript. Always
+    answers the 1×1 GIF, whatever happened to the event (an image cannot show an error)."""
+    response = HttpResponse(PIXEL, content_type="image/gif")
+    response["Cache-Control"] = "no-store"
+    try:
+        raw = base64.b64decode(request.GET.get("data", "") + "==", altchars=b"-_")
+        payload = _decode(raw)
+        source = _source(request, payload)
+        if kind in PATH_TYPES:
+            _ingest(request, payload, kind, source)
+    except (CollectorError, binascii.Error, ValueError):
+        response["X-Pz-Event"] = "refused"
+    return response

@@ -1,0 +1,241 @@
+"""Validation of incoming events, following the Segment spec (pure: msgspec, no Django).
+
+Each event of a batch is validated on its own, so a bad event is reported (which field, why) and
+its neighbours are kept. msgspec rather than pydantic here: the collector validates tens of
+thousands of events a second, and msgspec converts a dict several times faster.
+"""
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+MAX_BATCH_EVENTS = 2500
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+ProductKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
+
+EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
+ONE_LETTER_TYPES = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias"}
+
+
+class Envelope(msgspec.Struct, kw_only=True):
+    """The fields common to every call. Unknown top-level fields are kept, not refused (SDKs add
+    their own, e.g. ``_metadata``)."""
+
+    type: EventType
+    messageId: MessageId | None = None
+    userId: Id | int | None = None
+    anonymousId: Id | int | None = None
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None
+    sentAt: datetime | None = None
+    context: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    traits: dict[str, Any] = {}
+    integrations: dict[str, Any] = {}
+    event: Name | None = None
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    category: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    groupId: Id | int | None = None
+    previousId: Id | int | None = None
+
+
+# --- the E-commerce Spec v2 --------------------------------------------------------------------
+
+
+class Product(msgspec.Struct, kw_only=True):
+    product_id: ProductKey | None = None
+    sku: ProductKey | None = None
+    name: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    price: NonNegative | None = None
+    quantity: Quantity = 1
+    category: str | None = None
+    brand: str | None = None
+    position: int | None = None
+
+
+class ProductEvent(Product):
+    """Product Viewed, Clicked, Added, Removed."""
+
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")] | None = None
+
+
+class ProductList(msgspec.Struct, kw_only=True):
+    """Cart Viewed, Product List Viewed, Checkout Started."""
+
+    products: list[Product] = []
+    order_id: Annotated[str, msgspec.Meta(max_length=100)] | int | None = None
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")] | None = None
+
+
+class Order(msgspec.Struct, kw_only=True):
+    """Order Completed, Order Cancelled."""
+
+    order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | int
+    products: list[Product] = []
+    revenue: NonNegative | None = None
+    total: NonNegative | None = None
+    subtotal: NonNegative | None = None
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")] | None = None
+
+
+class Search(msgspec.Struct, kw_only=True):
+    query: Annotated[str, msgspec.Meta(max_length=500)]
+
+
+ECOMMERCE: dict[str, type[msgspec.Struct]] = {
+    "Product Viewed": ProductEvent,
+    "Product Clicked": ProductEvent,
+    "Product Added": ProductEvent,
+    "Product Removed": ProductEvent,
+    "Cart Viewed": ProductList,
+    "Checkout Started": ProductList,
+    "Product List Viewed": ProductList,
+    "Order Completed": Order,
+    "Order Cancelled": Order,
+    "Products Searched": Search,
+}
+PRODUCT_EVENTS = {"Product Viewed", "Product Clicked", "Product Added", "Product Removed"}
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    message_id: str | None
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "messageId": self.message_id, "field": self.field, "reason": self.reason}
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
+
+
+def _from_msgspec(error: msgspec.ValidationError, prefix: str = "") -> InvalidEvent:
+    """``Expected `str`, got `int` - at `$.userId``` → field ``userId``, reason ``Expected `str`, got `int```."""
+    message = str(error)
+    match = _MSGSPEC_PATH.search(message)
+    path = match.group("path").lstrip(".").replace("[", ".").replace("]", "") if match else ""
+    reason = message[: match.start()] if match else message
+    missing = _MISSING.match(reason)
+    if missing:  # name the missing field itself, not the object that lacks it
+        path, reason = ".".join(p for p in (path, missing.group("name")) if p), "is required"
+    field = ".".join(part for part in (prefix, path) if part) or "event"
+    return InvalidEvent(field, reason)
+
+
+# --- timestamps --------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def corrected_timestamp(
+    *, received_at: datetime, timestamp: datetime | None, sent_at: datetime | None
+) -> tuple[datetime, bool]:
+    """The event's time, corrected for the client's clock as Segment does, and whether it was clamped.
+
+    ``timestamp`` is the time on the client when the event happened (Segment's originalTimestamp).
+    With ``sentAt`` (the client's clock when it sent the request), the skew cancels out:
+    ``timestamp = receivedAt − (sentAt − originalTimestamp)``. Without it the client's time is
+    taken as it is (server-side imports), or ``receivedAt`` when there is none. A result more than
+    a few minutes in the future is clamped to ``receivedAt``.
+    """
+    received_at = _utc(received_at)
+    if timestamp is None:
+        result = received_at
+    elif sent_at is None:
+        result = _utc(timestamp)
+    else:
+        result = received_at - (_utc(sent_at) - _utc(timestamp))
+    if result > received_at + FUTURE_TOLERANCE:
+        return received_at, True
+    return result, False
+
+
+# --- one event ---------------------------------------------------------------------------------
+
+
+def _text(value: str | int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def validate_event(
+    raw: Any, *, batch_context: Mapping[str, Any] | None = None, path_type: str | None = None
+) -> Envelope:
+    """Check one event; raises ``InvalidEvent`` naming the field. ``path_type`` is the type implied by
+    the URL (``/v1/track``); batch-level context is merged under the event's own."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent("event", "must be a JSON object")
+    if path_type is not None:
+        raw.setdefault("type", path_type)
+    elif isinstance(raw.get("type"), str) and raw["type"] in ONE_LETTER_TYPES:
+        raw["type"] = ONE_LETTER_TYPES[raw["type"]]
+    try:
+        event = msgspec.convert(raw, Envelope, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _from_msgspec(exc) from exc
+    if event.userId is None and event.anonymousId is None:
+        raise InvalidEvent("userId", "every event needs a userId or an anonymousId")
+    if event.type == "track" and event.event is None:
+        raise InvalidEvent("event", "a track call needs the name of the event")
+    if event.type == "group" and event.groupId is None:
+        raise InvalidEvent("groupId", "a group call needs a groupId")
+    if event.type == "alias" and (event.previousId is None or event.userId is None):
+        raise InvalidEvent("previousId", "an alias call needs a previousId and a userId")
+    if event.type == "track" and event.event in ECOMMERCE:
+        try:
+            details = msgspec.convert(event.properties, ECOMMERCE[event.event], strict=False)
+        except msgspec.ValidationError as exc:
+            raise _from_msgspec(exc, "properties") from exc
+        if isinstance(details, Product) and details.product_id is None and details.sku is None:
+            raise InvalidEvent("properties.product_id", f"a {event.event} event needs a product_id or a sku")
+        for position, product in enumerate(getattr(details, "products", [])):
+            if product.product_id is None and product.sku is None:
+                raise InvalidEvent(
+                    f"properties.products.{position}.product_id", "each product needs a product_id or a sku"
+                )
+    if batch_context:
+        event.context = {**batch_context, **event.context}
+    if event.messageId is None:
+        event.messageId = f"pz-{uuid.uuid4()}"
+    return event
+
+
+def subject_ids(event: Envelope) -> tuple[str, str]:
+    """``(user_id, anonymous_id)`` as strings (Segment allows numbers)."""
+    return _text(event.userId), _text(event.anonymousId)
+
+
+def product_key(values: Mapping[str, Any]) -> str:
+    """The catalog key of a product in an event: its ``product_id``, else its ``sku`` (the platform's
+    catalog identifies products by the shop's SKU; send it as product_id)."""
+    key = values.get("product_id")
+    if key is None or key == "":
+        key = values.get("sku")
+    return "" if key is None else str(key)

@@ -1,0 +1,63 @@
+"""``python manage.py consume_events``: process the event stream (run as many as you like)."""
+
+import signal
+import socket
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tracking.consumer import ConsumerStats, consume
+
+
+class Command(BaseCommand):
+    help = "Read events from the Redis Stream, store them, update profiles (one consumer of the group)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", help="Consumer name; keep it across restarts to resume its own pending entries.")
+        parser.add_argument("--count", type=int, default=20, help="Stream entries (request batches) per micro-batch.")
+        parser.add_argument("--block-ms", type=int, default=100, help="How long to wait for new entries.")
+        parser.add_argument("--claim-idle-ms", type=int, default=30_000, help="Claim entries idle this long.")
+        parser.add_argument(
+            "--exit-when-idle", action="store_true", help="Stop once the stream is empty (for replays)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.REDIS_URL:
+            raise CommandError("REDIS_URL is not set: without Redis the collector processes events itself.")
+        name = options["name"] or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        stopping = False
+
+        def request_stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        stats = ConsumerStats()
+        started = time.monotonic()
+        idle_since = [time.monotonic()]
+        last_entries = [0]
+
+        def stop() -> bool:
+            if stats.entries != last_entries[0]:
+                last_entries[0], idle_since[0] = stats.entries, time.monotonic()
+            idle = options["exit_when_idle"] and time.monotonic() - idle_since[0] > 2
+            return stopping or bool(idle)
+
+        self.stdout.write(f"Consumer {name} reading the event stream (Ctrl-C stops after the current batch).")
+        consume(
+            name=name,
+            count=options["count"],
+            block_ms=options["block_ms"],
+            claim_idle_ms=options["claim_idle_ms"],
+            stop=stop,
+            stats=stats,
+        )
+        seconds = time.monotonic() - started
+        self.stdout.write(
+            f"Stopped: {stats.stored:,} events stored, {stats.duplicates:,} duplicates, {stats.entries:,} entries, "
+            f"{stats.failures} failures in {seconds:.1f} s."
+        )

@@ -1,0 +1,418 @@
+"""Processing of ingested batches: the one function both transports call.
+
+In-process (no Redis) the collector calls ``batches_process`` before it answers; with Redis the
+``consume_events`` processes call it with what they read from the stream. In one transaction it:
+
+1. stores the events, deduplicated on (source, messageId) against everything already stored;
+2. for the events stored just now (never for a duplicate), assigns sessions, links identities
+   (identify, alias), updates each visitor's real-time profile and records orders;
+3. counts what became of every event of the batches (stored, duplicate, dropped, rejected).
+
+Because the profile changes commit with the events that caused them, a consumer killed at any
+point and restarted (or replaced) ends with every event stored once and counted once: a batch
+processed again finds its events stored and changes nothing.
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import connection, transaction
+
+from consent.selectors import linked_users
+from consent.services import subject_link
+from personalization.selectors import products_by_skus
+from tracking.event_schema import PRODUCT_EVENTS, product_key
+from tracking.models import Event, IngestCount, Order, Profile
+from tracking.profile_rules import WEIGHTS, SessionState, add_affinity, assign_session, cart_change, push_recent
+from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_upsert, order_bulk_record, order_cancel
+
+Stored = tuple[int, dict[str, Any], int]  # (source id, event, event id)
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    stored: int
+    duplicates: int
+
+
+def batches_process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
+    """Store and apply a list of ingested batches (``{"source", "received_at", "events", "dropped",
+    "rejected"}``) in one transaction. Safe to call again with the same batches."""
+    rows = [(int(batch["source"]), event) for batch in batches for event in batch["events"]]
+    with transaction.atomic():
+        ids = _insert_events(rows)
+        stored: list[Stored] = []
+        for source_id, event in rows:
+            event_id = ids.pop((source_id, event["messageId"]), None)  # pop: a repeat in the batch is a duplicate
+            if event_id is not None:
+                stored.append((source_id, event, event_id))
+        if stored:
+            _apply(stored)
+        _count(batches, stored)
+    return ProcessResult(stored=len(stored), duplicates=len(rows) - len(stored))
+
+
+# --- storing events ----------------------------------------------------------------------------
+
+_COLUMNS = [
+    "source_id", "message_id", "type", "event", "name", "user_id", "anonymous_id", "group_id", "previous_id",
+    "session_id", "timestamp", "received_at", "sent_at", "original_timestamp", "properties", "traits", "context",
+]  # fmt: skip
+_ARRAY_TYPES = [
+    "bigint", "text", "text", "text", "text", "text", "text", "text", "text",
+    "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz", "jsonb", "jsonb", "jsonb",
+]  # fmt: skip
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _values(source_id: int, event: Mapping[str, Any]) -> list[Any]:
+    return [
+        source_id,
+        event["messageId"],
+        event["type"],
+        event.get("event") or "",
+        event.get("name") or "",
+        event.get("userId") or "",
+        event.get("anonymousId") or "",
+        event.get("groupId") or "",
+        event.get("previousId") or "",
+        "",
+        _when(event["timestamp"]),
+        _when(event["receivedAt"]),
+        _when(event.get("sentAt")),
+        _when(event.get("originalTimestamp")),
+        event.get("properties") or {},
+        event.get("traits") or {},
+        event.get("context") or {},
+    ]
+
+
+def _insert_events(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[tuple[int, str], int]:
+    """Insert the events not stored yet; return ``{(source, messageId): id}`` of those inserted now."""
+    if not rows:
+        return {}
+    if connection.vendor == "postgresql":
+        return _insert_postgres(rows)
+    return _insert_portable(rows)
+
+
+def _insert_postgres(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[tuple[int, str], int]:
+    """One statement for the whole batch: unnest() of one array per column, ON CONFLICT DO NOTHING,
+    RETURNING what was inserted. A repeat inside the batch is skipped like any duplicate."""
+    columns: list[list[Any]] = [[] for _ in _COLUMNS]
+    for source_id, event in rows:
+        for column, value in zip(columns, _values(source_id, event), strict=True):
+            column.append(value)
+    for index in (14, 15, 16):  # JSON columns travel as text and are cast by PostgreSQL
+        columns[index] = [json.dumps(value, separators=(",", ":")) for value in columns[index]]
+    arrays = ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES)
+    sql = (
+        f"INSERT INTO tracking_event ({', '.join(_COLUMNS)}) SELECT * FROM unnest({arrays}) "  # noqa: S608 (constants)
+        "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id, source_id, message_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        return {(source_id, message_id): event_id for event_id, source_id, message_id in cursor.fetchall()}
+
+
+def _insert_portable(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[tuple[int, str], int]:
+    """SQLite: writers are serialized, so checking what exists then inserting the rest is race-free."""
+    wanted: dict[tuple[int, str], list[Any]] = {}
+    for source_id, event in rows:
+        wanted.setdefault((source_id, event["messageId"]), _values(source_id, event))
+    existing: set[tuple[int, str]] = set()
+    by_source: defaultdict[int, list[str]] = defaultdict(list)
+    for source_id, message_id in wanted:
+        by_source[source_id].append(message_id)
+    for source_id, message_ids in by_source.items():
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            stored = Event.objects.filter(source_id=source_id, message_id__in=chunk).values_list(
+                "message_id", flat=True
+            )
+            existing.update((source_id, message_id) for message_id in stored)
+    new = [Event(**dict(zip(_COLUMNS, values, strict=True))) for key, values in wanted.items() if key not in existing]
+    created = Event.objects.bulk_create(new, batch_size=500)
+    return {(event.source_id, event.message_id): event.id for event in created}
+
+
+# --- applying stored events --------------------------------------------------------------------
+
+
+class _Profiles:
+    """The profiles a batch touches, locked for the transaction, created on first use."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        wanted = sorted(set(keys))  # lock in key order: two consumers never wait on each other in a cycle
+        self.by_key = {p.key: p for p in Profile.objects.select_for_update().filter(key__in=wanted).order_by("key")}
+        self.new: dict[str, Profile] = {}
+        self.sessions: dict[str, SessionState] = {}
+
+    def get(self, key: str) -> Profile:
+        profile = self.by_key.get(key)
+        if profile is None:
+            kind, _, value = key.partition(":")
+            profile = Profile(key=key, user_id=value if kind == "u" else "", anonymous_id=value if kind == "a" else "")
+            self.by_key[key] = self.new[key] = profile
+        return profile
+
+    def session(self, profile: Profile) -> SessionState:
+        state = self.sessions.get(profile.key)
+        if state is None:
+            state = self.sessions[profile.key] = SessionState(
+                profile.session_id, profile.session_started_at, profile.last_seen_at, profile.sessions
+            )
+        return state
+
+    def save(self) -> None:
+        for key, state in self.sessions.items():
+            profile = self.by_key[key]
+            profile.session_id, profile.session_started_at, profile.sessions = (
+                state.session_id,
+                state.started_at,
+                state.sessions,
+            )
+        # A profile new in this batch may be merged into another new one: create them all first.
+        merges = {key: p.merged_into for key, p in self.new.items() if p.merged_into is not None}
+        for key in merges:
+            self.new[key].merged_into = None
+        Profile.objects.bulk_create(list(self.new.values()), batch_size=500)
+        for key, target in merges.items():
+            self.new[key].merged_into = target
+        changed = [p for key, p in self.by_key.items() if key not in self.new or key in merges]
+        Profile.objects.bulk_update(changed, _PROFILE_FIELDS, batch_size=500)
+
+
+_PROFILE_FIELDS = [
+    "user_id", "anonymous_id", "merged_into", "first_seen_at", "last_seen_at", "session_id", "session_started_at",
+    "sessions", "page_views", "product_views", "adds", "removes", "orders", "cancellations", "revenue",
+    "last_order_at", "last_order_id", "recently_viewed", "cart", "category_affinity", "brand_affinity", "traits",
+]  # fmt: skip
+
+
+def _profile_key(event: Mapping[str, Any], links: Mapping[str, str]) -> str:
+    if event.get("userId"):
+        return f"u:{event['userId']}"
+    anonymous_id = event["anonymousId"]
+    return f"u:{links[anonymous_id]}" if anonymous_id in links else f"a:{anonymous_id}"
+
+
+def _apply(stored: list[Stored]) -> None:
+    stored.sort(key=lambda item: (item[1]["timestamp"], item[2]))
+    events = [event for _, event, _ in stored]
+    anonymous_ids = {e["anonymousId"] for e in events if e.get("anonymousId")}
+    anonymous_ids |= {e["previousId"] for e in events if e["type"] == "alias" and e.get("previousId")}
+    links = linked_users(anonymous_ids)
+    keys = {_profile_key(e, links) for e in events}
+    keys |= {f"a:{a}" for a in anonymous_ids}  # identify/alias may merge them
+    profiles = _Profiles(keys)
+    catalog = products_by_skus({product_key(p) for e in events for p in _products_of(e)} - {""})
+    sessions: dict[int, str] = {}
+    orders: list[OrderIn] = []
+    cancellations: list[tuple[str, OrderIn]] = []
+    customers: dict[str, CustomerIn] = {}
+
+    for _, event, event_id in stored:
+        when = datetime.fromisoformat(event["timestamp"])
+        if event["type"] in ("identify", "alias"):
+            _stitch(event, links, profiles, customers)
+        profile = profiles.get(_profile_key(event, links))
+        sessions[event_id] = assign_session(profiles.session(profile), when)
+        profile.first_seen_at = min(profile.first_seen_at or when, when)
+        profile.last_seen_at = max(profile.last_seen_at or when, when)
+        if event["type"] in ("page", "screen"):
+            profile.page_views += 1
+        elif event["type"] == "track":
+            _track(profile, event, when, catalog, orders, cancellations)
+
+    profiles.save()
+    Event.objects.bulk_update([Event(id=i, session_id=s) for i, s in sessions.items()], ["session_id"], batch_size=500)
+    if customers:
+        customer_bulk_upsert(customers=list(customers.values()))
+    if orders:
+        order_bulk_record(orders=orders, origin=Order.Origin.EVENT)
+    for order_id, order in cancellations:
+        order_cancel(order_id=order_id, cancellation=order)
+
+
+def _products_of(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    properties = event.get("properties") or {}
+    if event.get("event") in PRODUCT_EVENTS:
+        return [properties]
+    products = properties.get("products")
+    return [p for p in products if isinstance(p, dict)] if isinstance(products, list) else []
+
+
+def _stitch(
+    event: Mapping[str, Any], links: dict[str, str], profiles: _Profiles, customers: dict[str, CustomerIn]
+) -> None:
+    """identify and alias link an anonymous id (or an alias's previous id) to a user, merge its
+    profile into the person's, and keep the traits."""
+    user_id = event.get("userId") or ""
+    anonymous_id = event.get("anonymousId") if event["type"] == "identify" else event.get("previousId")
+    if user_id and event["type"] == "identify":
+        traits = event.get("traits") or {}
+        customers[user_id] = CustomerIn(user_id=user_id, country=_country(traits))
+        profile = profiles.get(f"u:{user_id}")
+        profile.traits = {**profile.traits, **traits}
+    if not user_id or not anonymous_id or links.get(anonymous_id) == user_id:
+        return
+    subject_link(anonymous_id=anonymous_id, user_id=user_id, source=event["type"])
+    links[anonymous_id] = user_id
+    anonymous = profiles.by_key.get(f"a:{anonymous_id}")
+    if anonymous is not None and anonymous.merged_into_id is None and anonymous.merged_into is None:
+        _merge(profiles.get(f"u:{user_id}"), anonymous, profiles)
+
+
+def _country(traits: Mapping[str, Any]) -> str:
+    address = traits.get("address")
+    country = address.get("country") if isinstance(address, dict) else traits.get("country")
+    return country.upper() if isinstance(country, str) and len(country) == 2 else ""
+
+
+def _merge(target: Profile, source: Profile, profiles: _Profiles) -> None:
+    """An anonymous visitor turned out to be this person: their profile joins the person's."""
+    for field in ("page_views", "product_views", "adds", "removes", "orders", "cancellations", "revenue"):
+        setattr(target, field, getattr(target, field) + getattr(source, field))
+    seen = [t for t in (target.first_seen_at, source.first_seen_at) if t]
+    target.first_seen_at = min(seen) if seen else None
+    last = [t for t in (target.last_seen_at, source.last_seen_at) if t]
+    target.last_seen_at = max(last) if last else None
+    if source.last_order_at and (target.last_order_at is None or source.last_order_at > target.last_order_at):
+        target.last_order_at, target.last_order_id = source.last_order_at, source.last_order_id
+    recent = list(target.recently_viewed)
+    for sku in reversed(source.recently_viewed):
+        recent = push_recent(recent, sku)
+    target.recently_viewed = recent
+    for sku, quantity in source.cart.items():
+        cart_change(target.cart, sku, quantity)
+    for field in ("category_affinity", "brand_affinity"):
+        mine: dict[str, list[float]] = getattr(target, field)
+        for key, (score, since) in getattr(source, field).items():
+            add_affinity(mine, key, score, datetime.fromtimestamp(since).astimezone())
+    target_state, source_state = profiles.session(target), profiles.session(source)
+    target_state.sessions += source_state.sessions
+    if source_state.last_seen_at and (
+        target_state.last_seen_at is None or source_state.last_seen_at > target_state.last_seen_at
+    ):
+        target_state.session_id, target_state.started_at = source_state.session_id, source_state.started_at
+        target_state.last_seen_at = source_state.last_seen_at
+    source.merged_into = target
+
+
+def _money(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return Decimal("0")
+
+
+def _track(
+    profile: Profile,
+    event: Mapping[str, Any],
+    when: datetime,
+    catalog: Mapping[str, Any],
+    orders: list[OrderIn],
+    cancellations: list[tuple[str, OrderIn]],
+) -> None:
+    name = event["event"]
+    weight = WEIGHTS.get(name, 0.0)
+    for product in _products_of(event):
+        sku = product_key(product)
+        known = catalog.get(sku)
+        category = known.category.path if known is not None and known.category else str(product.get("category") or "")
+        brand = (known.brand if known is not None else "") or str(product.get("brand") or "")
+        add_affinity(profile.category_affinity, category, weight, when)
+        add_affinity(profile.brand_affinity, brand, weight, when)
+        quantity = int(product.get("quantity") or 1)
+        if name in ("Product Viewed", "Product Clicked"):
+            profile.recently_viewed = push_recent(profile.recently_viewed, sku)
+        elif name == "Product Added":
+            cart_change(profile.cart, sku, quantity)
+        elif name == "Product Removed" or name == "Order Completed":
+            cart_change(profile.cart, sku, -quantity)
+    if name == "Product Viewed":
+        profile.product_views += 1
+    elif name == "Product Added":
+        profile.adds += 1
+    elif name == "Product Removed":
+        profile.removes += 1
+    elif name in ("Order Completed", "Order Cancelled"):
+        order = _order(event, when, catalog)
+        if name == "Order Completed":
+            profile.orders += 1
+            profile.revenue += order.revenue
+            if profile.last_order_at is None or when >= profile.last_order_at:
+                profile.last_order_at, profile.last_order_id = when, order.order_id
+            orders.append(order)
+        else:
+            profile.cancellations += 1
+            cancellations.append((order.order_id, order))
+
+
+def _order(event: Mapping[str, Any], when: datetime, catalog: Mapping[str, Any]) -> OrderIn:
+    properties = event.get("properties") or {}
+    lines = []
+    for product in _products_of(event):
+        sku = product_key(product)
+        known = catalog.get(sku)
+        price = product.get("price")
+        unit_price = _money(price) if price is not None else (known.price if known is not None else Decimal("0"))
+        lines.append(
+            OrderLineIn(
+                sku,
+                str(product.get("name") or (known.name if known else "")),
+                int(product.get("quantity") or 1),
+                unit_price,
+            )
+        )
+    status = Order.Status.CANCELLED if event["event"] == "Order Cancelled" else Order.Status.COMPLETED
+    return OrderIn(
+        order_id=str(properties["order_id"]),
+        placed_at=when,
+        lines=lines,
+        status=status,
+        user_id=event.get("userId") or None,
+        anonymous_id=event.get("anonymousId") or "",
+        currency=str(properties.get("currency") or "").upper(),
+        message_id=event["messageId"],
+        properties={k: v for k, v in properties.items() if k != "products"},
+    )
+
+
+# --- counting ------------------------------------------------------------------------------------
+
+
+def _count(batches: Sequence[Mapping[str, Any]], stored: list[Stored]) -> None:
+    counts: defaultdict[tuple[date, int, str], int] = defaultdict(int)
+    stored_ids = {(source_id, event["messageId"]) for source_id, event, _ in stored}
+    for batch in batches:
+        day = datetime.fromisoformat(batch["received_at"]).date()
+        source_id = int(batch["source"])
+        for event in batch["events"]:
+            key = (source_id, event["messageId"])
+            outcome = IngestCount.Outcome.STORED if key in stored_ids else IngestCount.Outcome.DUPLICATE
+            stored_ids.discard(key)  # a repeat of it in the batches is a duplicate
+            counts[(day, source_id, outcome)] += 1
+        for outcome, number in (batch.get("dropped") or {}).items():
+            counts[(day, source_id, outcome)] += int(number)
+        if batch.get("rejected"):
+            counts[(day, source_id, IngestCount.Outcome.REJECTED)] += int(batch["rejected"])
+    rows = [(day, source_id, outcome, number) for (day, source_id, outcome), number in counts.items() if number]
+    if not rows:
+        return
+    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+    sql = (
+        f"INSERT INTO tracking_ingestcount (day, source_id, outcome, count) VALUES {placeholders} "  # noqa: S608
+        "ON CONFLICT (day, source_id, outcome) DO UPDATE SET count = tracking_ingestcount.count + excluded.count"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])

@@ -1,0 +1,97 @@
+"""The Redis Stream between the collector and the consumers (used when REDIS_URL is set).
+
+Each entry is one request's batch (its accepted events and what was dropped), appended by the
+collector before it answers. Consumers of one group read entries, process them, then acknowledge
+and delete them; an entry whose consumer died stays pending and is claimed by another (or by the
+same name after a restart), so nothing appended is lost.
+"""
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+import redis
+from django.conf import settings
+
+STREAM = "pz:events"
+GROUP = "pz-consumers"
+DEAD_LETTERS = "pz:events:dead"
+
+Entry = tuple[str, dict[str, Any]]
+
+
+@lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+
+
+def client() -> redis.Redis:
+    return _client(settings.REDIS_URL)
+
+
+def stream_append(batch: Mapping[str, Any]) -> str:
+    entry_id: Any = client().xadd(STREAM, {"b": msgspec.json.encode(batch)})
+    return str(entry_id.decode())
+
+
+def ensure_group() -> None:
+    try:
+        client().xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _decode(raw: Sequence[Any]) -> list[Entry]:
+    entries = []
+    for entry_id, fields in raw:
+        if fields and b"b" in fields:  # a claimed entry deleted meanwhile comes back without fields
+            entries.append((entry_id.decode(), msgspec.json.decode(fields[b"b"])))
+    return entries
+
+
+def read_new(consumer: str, *, count: int, block_ms: int) -> list[Entry]:
+    response: Any = client().xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms)
+    return _decode(response[0][1]) if response else []
+
+
+def read_own_pending(consumer: str, *, count: int) -> list[Entry]:
+    """Entries delivered to this consumer name and never acknowledged (it died, or failed)."""
+    response: Any = client().xreadgroup(GROUP, consumer, {STREAM: "0"}, count=count)
+    return _decode(response[0][1]) if response else []
+
+
+def claim_stale(consumer: str, *, idle_ms: int, count: int) -> list[Entry]:
+    """Take over entries another consumer has held for ``idle_ms`` without acknowledging."""
+    response: Any = client().xautoclaim(STREAM, GROUP, consumer, min_idle_time=idle_ms, start_id="0-0", count=count)
+    return _decode(response[1])
+
+
+def deliveries(entry_id: str) -> int:
+    pending: Any = client().xpending_range(STREAM, GROUP, min=entry_id, max=entry_id, count=1)
+    return int(pending[0]["times_delivered"]) if pending else 0
+
+
+def acknowledge(entry_ids: Sequence[str]) -> None:
+    if entry_ids:
+        pipe = client().pipeline(transaction=False)
+        pipe.xack(STREAM, GROUP, *entry_ids)
+        pipe.xdel(STREAM, *entry_ids)
+        pipe.execute()
+
+
+def dead_letter(entry_id: str, batch: Mapping[str, Any], error: str) -> None:
+    """Keep an entry that keeps failing aside (for a person to look at) and acknowledge it."""
+    client().xadd(DEAD_LETTERS, {"b": msgspec.json.encode(batch), "entry": entry_id, "error": error[:2000]})
+    acknowledge([entry_id])
+
+
+def backlog() -> dict[str, int]:
+    """Entries waiting and entries pending (delivered, not acknowledged)."""
+    info = client().xinfo_groups(STREAM) if client().exists(STREAM) else []
+    group = next((g for g in info if g["name"] in (GROUP, GROUP.encode())), None)
+    return {
+        "length": int(client().xlen(STREAM)) if group is not None else 0,
+        "pending": int(group["pending"]) if group else 0,
+    }
