@@ -8,6 +8,7 @@ when REDIS_URL is set, processed in-process otherwise. Either way, when this ret
 accepted event is durably stored.
 """
 
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,7 @@ def events_ingest(
 
     if events or result.dropped or result.rejected:
         batch = {
+            "id": uuid.uuid4().hex,
             "source": source_id,
             "received_at": received_at.isoformat(),
             "events": events,

@@ -213,3 +213,14 @@ class IngestCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.outcome}: {self.count}"
+
+
+class ProcessedBatch(models.Model):
+    """Batches already processed, so one processed again (a consumer died between commit and
+    acknowledgement) changes nothing, its counts included. Purged with old events."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    processed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.id

@@ -8,7 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 
 from consent.subjects import Identities
-from tracking.models import Customer, Event, Order, Profile
+from tracking.models import Customer, Event, Order, ProcessedBatch, Profile
 
 
 def _orders(identities: Identities) -> Any:
@@ -111,4 +111,5 @@ def subject_erase(identities: Identities) -> dict[str, int]:
 def purge(cutoff: datetime) -> dict[str, int]:
     """Raw behavioural data: events older than the retention period."""
     deleted, _ = Event.objects.filter(timestamp__lt=cutoff).delete()
+    ProcessedBatch.objects.filter(processed_at__lt=cutoff).delete()  # bookkeeping, not personal data
     return {"events deleted": deleted}

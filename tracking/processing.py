@@ -27,7 +27,7 @@ from consent.selectors import linked_users
 from consent.services import subject_link
 from personalization.selectors import products_by_skus
 from tracking.event_schema import PRODUCT_EVENTS, product_key
-from tracking.models import Event, IngestCount, Order, Profile
+from tracking.models import Event, IngestCount, Order, ProcessedBatch, Profile
 from tracking.profile_rules import WEIGHTS, SessionState, add_affinity, assign_session, cart_change, push_recent
 from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_upsert, order_bulk_record, order_cancel
 
@@ -41,10 +41,12 @@ class ProcessResult:
 
 
 def batches_process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
-    """Store and apply a list of ingested batches (``{"source", "received_at", "events", "dropped",
-    "rejected"}``) in one transaction. Safe to call again with the same batches."""
-    rows = [(int(batch["source"]), event) for batch in batches for event in batch["events"]]
+    """Store and apply a list of ingested batches (``{"id", "source", "received_at", "events",
+    "dropped", "rejected"}``) in one transaction. A batch processed before is skipped whole."""
     with transaction.atomic():
+        new_ids = _mark_processed([batch["id"] for batch in batches])
+        batches = [batch for batch in batches if batch["id"] in new_ids]
+        rows = [(int(batch["source"]), event) for batch in batches for event in batch["events"]]
         ids = _insert_events(rows)
         stored: list[Stored] = []
         for source_id, event in rows:
@@ -55,6 +57,23 @@ def batches_process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
             _apply(stored)
         _count(batches, stored)
     return ProcessResult(stored=len(stored), duplicates=len(rows) - len(stored))
+
+
+def _mark_processed(batch_ids: Sequence[str]) -> set[str]:
+    """Record the batches as processed; return those that were not already."""
+    wanted = list(dict.fromkeys(batch_ids))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO tracking_processedbatch (id, processed_at) SELECT unnest(%s::text[]), now() "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                [wanted],
+            )
+            return {row[0] for row in cursor.fetchall()}
+    existing = set(ProcessedBatch.objects.filter(id__in=wanted).values_list("id", flat=True))
+    new = [batch_id for batch_id in wanted if batch_id not in existing]
+    ProcessedBatch.objects.bulk_create([ProcessedBatch(id=batch_id) for batch_id in new])
+    return set(new)
 
 
 # --- storing events ----------------------------------------------------------------------------

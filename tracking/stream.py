@@ -88,10 +88,8 @@ def dead_letter(entry_id: str, batch: Mapping[str, Any], error: str) -> None:
 
 
 def backlog() -> dict[str, int]:
-    """Entries waiting and entries pending (delivered, not acknowledged)."""
-    info = client().xinfo_groups(STREAM) if client().exists(STREAM) else []
-    group = next((g for g in info if g["name"] in (GROUP, GROUP.encode())), None)
-    return {
-        "length": int(client().xlen(STREAM)) if group is not None else 0,
-        "pending": int(group["pending"]) if group else 0,
-    }
+    """Entries in the stream (waiting or pending) and entries pending (delivered, not acknowledged)."""
+    length = int(client().xlen(STREAM))
+    groups = client().xinfo_groups(STREAM) if length else []
+    group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+    return {"length": length, "pending": int(group["pending"]) if group else 0}
