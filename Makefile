@@ -29,10 +29,11 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py demo_setup; \
 	if [ -n "$${REDIS_URL:-}" ]; then \
 	  $(BIN)/celery -A config worker --beat --loglevel INFO --concurrency 2 & worker=$$!; \
-	  trap 'kill $$worker 2>/dev/null || true' EXIT; \
+	  $(BIN)/python manage.py consume_events & consumer=$$!; \
+	  trap 'kill $$worker $$consumer 2>/dev/null || true' EXIT; \
 	fi; \
 	echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"; \
-	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - --graceful-timeout 5
+	$(BIN)/granian --interface wsgi --workers 2 --host $(HOST) --port $(PORT) config.wsgi:application
 
 ## test: lint, type-check, then the suite on PostgreSQL + Redis and its embedded part on SQLite
 test: lint typecheck pytest pytest-embedded

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -38,8 +39,12 @@ STATE_TIMEOUT = 7 * 24 * 3600
 def subject_hash(kind: str, value: str) -> str:
     """A keyed hash of an id (``kind`` is "user" or "anonymous"): the same person gives the same
     hash, but the hash does not give the id back, even for short numeric customer ids."""
-    key = settings.PZ_PRIVACY_HASH_KEY.encode()
-    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+    return _keyed_hash(settings.PZ_PRIVACY_HASH_KEY, kind, value)
+
+
+@lru_cache(maxsize=131_072)  # the collector asks for the same visitors' keys over and over
+def _keyed_hash(key: str, kind: str, value: str) -> str:
+    return hmac.new(key.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
 def identity_hashes(identities: Identities) -> list[str]:

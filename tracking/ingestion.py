@@ -71,7 +71,7 @@ def _category_choice(context: Mapping[str, Any]) -> bool | None:
 
 
 def _normalized(
-    event: Envelope, *, received_at: datetime, batch_sent_at: datetime | None, facts: RequestFacts
+    event: Envelope, *, received_at: datetime, received: str, batch_sent_at: datetime | None, facts: RequestFacts
 ) -> dict[str, Any]:
     sent_at = event.sentAt or batch_sent_at
     client_time = event.originalTimestamp or event.timestamp
@@ -95,7 +95,7 @@ def _normalized(
         "groupId": "" if event.groupId is None else str(event.groupId),
         "previousId": "" if event.previousId is None else str(event.previousId),
         "timestamp": timestamp.isoformat(),
-        "receivedAt": received_at.isoformat(),
+        "receivedAt": received,
         "sentAt": _iso(sent_at),
         "originalTimestamp": _iso(client_time),
         "properties": event.properties,
@@ -137,6 +137,7 @@ def events_ingest(
         for subject in gate:
             consent_apply_gpc(subject=subject, **facts)
     events = []
+    received = received_at.isoformat()
     for event, subject in valid:
         if describe_user_agent(str(event.context.get("userAgent") or facts["user_agent"])).is_bot:
             result.dropped[IngestCount.Outcome.BOT] += 1
@@ -149,7 +150,9 @@ def events_ingest(
         if not (allowed if chosen is None else chosen):
             result.dropped[IngestCount.Outcome.NO_CONSENT] += 1
             continue
-        events.append(_normalized(event, received_at=received_at, batch_sent_at=batch_sent_at, facts=facts))
+        events.append(
+            _normalized(event, received_at=received_at, received=received, batch_sent_at=batch_sent_at, facts=facts)
+        )
     result.accepted = len(events)
 
     if events or result.dropped or result.rejected:

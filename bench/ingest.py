@@ -1,0 +1,279 @@
+"""Collector and consumer throughput, against baselines measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--duration 10] [--connections 16] [--consumer-events 100000]
+
+Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
+1. migrates a fresh database `pz_bench_ingest` and uses Redis db 9 (flushed);
+2. serves the product with granian (2 WSGI workers, as `make run` does) with DEBUG off;
+3. with wrk (2 threads, --connections), measures for --duration seconds each:
+   - bare: POST to a bare Django view (bench/urls.py) with a one-event body: the ceiling of the
+     server and Django's middleware on this machine;
+   - single: POST /v1/track, one event per request;
+   - batch: POST /v1/batch, 100 events per request;
+4. fills the stream with --consumer-events unique events (80% views, 15% adds, 5% orders, from
+   5,000 visitors) and measures:
+   - baseline: a Redis-only consumer loop (read, decode, acknowledge; no database);
+   - one `consume_events` process, then two (on a fresh fill), into PostgreSQL with
+     deduplication, sessions, profile updates and orders.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATABASE = "pz_bench_ingest"
+DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
+REDIS_URL = "redis://127.0.0.1:6379/9"
+PORT = 8097
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+ENVIRONMENT = {
+    **os.environ,
+    "DATABASE_URL": DATABASE_URL,
+    "REDIS_URL": REDIS_URL,
+    "DEBUG": "0",
+    "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG",
+    "ALLOWED_HOSTS": "127.0.0.1",
+    "SECURE_SSL_REDIRECT": "0",
+    "DJANGO_SETTINGS_MODULE": "bench.settings",
+}
+
+
+def setup() -> str:
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DATABASE}"], check=True
+    )
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DATABASE}"], check=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=ENVIRONMENT, check=True)
+    subprocess.run(["redis-cli", "-n", "9", "flushdb"], check=True, stdout=subprocess.DEVNULL)
+    os.environ.update({k: v for k, v in ENVIRONMENT.items() if k != "DJANGO_SETTINGS_MODULE"})
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    import django
+
+    django.setup()
+    from consent.models import Purpose
+    from consent.services import refresh_policy_cache
+    from tracking.services import source_create
+
+    Purpose.objects.filter(key="analytics").update(opt_out_jurisdictions=["*"])  # measure the pipeline, not refusals
+    refresh_policy_cache()
+    return source_create(name="Bench").write_key
+
+
+def event(number: int, prefix: str) -> dict[str, Any]:
+    kind = number % 20
+    visitor = f"visitor-{number % 5000}"
+    base: dict[str, Any] = {
+        "type": "track",
+        "anonymousId": visitor,
+        "messageId": f"{prefix}-{number}",
+        "timestamp": "2026-11-22T10:00:00Z",
+        "context": {"userAgent": CHROME, "page": {"path": f"/shop/p/SKU{number % 300}/"}},
+    }
+    if kind == 0:
+        return {
+            **base,
+            "event": "Order Completed",
+            "properties": {
+                "order_id": f"{prefix}-o{number}",
+                "revenue": 9.5,
+                "products": [{"product_id": f"SKU{number % 300}", "price": 4.75, "quantity": 2}],
+            },
+        }
+    name = "Product Added" if kind < 4 else "Product Viewed"
+    return {**base, "event": name, "properties": {"product_id": f"SKU{number % 300}", "price": 4.75}}
+
+
+def wrk(path: str, body: str, duration: int, connections: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method="POST"\nwrk.headers["Content-Type"]="text/plain"\nwrk.body={json.dumps(body)}\n')
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "-s",
+        script.name,
+        f"http://127.0.0.1:{PORT}{path}",
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if match is None:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    requests = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return {
+        "requests_per_s": requests,
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def serve() -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/granian"),
+            "--interface",
+            "wsgi",
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(PORT),
+            "config.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=ENVIRONMENT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("granian did not start")
+
+
+def fill(source_id: int, count: int, prefix: str) -> None:
+    from django.utils import timezone
+
+    from tracking.ingestion import events_ingest
+
+    for start in range(0, count, 100):
+        events_ingest(
+            source_id=source_id,
+            raw_events=[event(n, prefix) for n in range(start, min(start + 100, count))],
+            meta={"REMOTE_ADDR": "127.0.0.1"},
+            received_at=timezone.now(),
+        )
+
+
+def redis_only_baseline(count: int) -> float:
+    """Read, decode and acknowledge every entry, no database: the consumer's ceiling."""
+    import msgspec
+
+    from tracking import stream
+
+    client = stream.client()
+    client.xgroup_create(stream.STREAM, "bench-baseline", id="0")
+    seen, started = 0, time.perf_counter()
+    while seen < count:
+        response: Any = client.xreadgroup("bench-baseline", "b", {stream.STREAM: ">"}, count=20, block=100)
+        if not response:
+            break
+        ids = []
+        for entry_id, fields in response[0][1]:
+            seen += len(msgspec.json.decode(fields[b"b"])["events"])
+            ids.append(entry_id)
+        client.xack(stream.STREAM, "bench-baseline", *ids)
+    elapsed = time.perf_counter() - started
+    client.xgroup_destroy(stream.STREAM, "bench-baseline")
+    return seen / elapsed
+
+
+def consumers(processes: int, count: int) -> float:
+    """Events per second stored by `processes` consume_events processes, from the first stored
+    event to the last (process start-up excluded)."""
+    from tracking.models import Event
+
+    before = Event.objects.count()
+    running = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "consume_events", "--name", f"bench-{n}", "--count", "10"],
+            cwd=ROOT,
+            env={**ENVIRONMENT, "DJANGO_SETTINGS_MODULE": "config.settings"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(processes)
+    ]
+    first = None
+    while True:
+        stored = Event.objects.count() - before
+        if stored and first is None:
+            first = (time.perf_counter(), stored)
+        if stored >= count:
+            break
+        time.sleep(0.05)
+    last = time.perf_counter()
+    for process in running:
+        process.terminate()
+        process.wait()
+    if first is None:
+        raise RuntimeError("no event was stored")
+    return (count - first[1]) / (last - first[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--consumer-events", type=int, default=100_000)
+    options = parser.parse_args()
+
+    write_key = setup()
+    from tracking.models import Source
+
+    source_id = Source.objects.get(write_key=write_key).pk
+    one = {**event(1, "w"), "writeKey": write_key}
+    hundred = {"batch": [event(n, "w") for n in range(100)], "writeKey": write_key}
+    server = serve()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/batch", json.dumps(hundred).encode())
+        )
+        results["bare"] = wrk("/bench/bare", json.dumps(one), options.duration, options.connections)
+        results["single"] = wrk("/v1/track", json.dumps(one), options.duration, options.connections)
+        results["batch"] = wrk("/v1/batch", json.dumps(hundred), options.duration, options.connections)
+    finally:
+        server.terminate()
+        server.wait()
+    subprocess.run(["redis-cli", "-n", "9", "del", "pz:events"], check=True, stdout=subprocess.DEVNULL)
+
+    n = options.consumer_events
+    fill(source_id, n, "c1")
+    baseline = redis_only_baseline(n)
+    one_process = consumers(1, n)
+    fill(source_id, n, "c2")
+    two_processes = consumers(2, n)
+
+    print(f"\nCollector (granian, 2 workers, wrk -t2 -c{options.connections}, {options.duration} s each):")
+    print(f"{'case':<8} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}")
+    for name, per_request in (("bare", 1), ("single", 1), ("batch", 100)):
+        r = results[name]
+        ratio = r["requests_per_s"] / results["bare"]["requests_per_s"]
+        print(
+            f"{name:<8} {r['requests_per_s']:>9.0f} {r['requests_per_s'] * per_request:>10.0f} {r['p50_ms']:>8.1f} "
+            f"{r['p99_ms']:>8.1f} {r['errors']:>7.0f} {ratio:>8.2f}"
+        )
+    print(f"\nConsumer ({n:,} events each):")
+    print(f"redis-only loop (baseline): {baseline:>9,.0f} events/s")
+    print(f"1 consume_events process:   {one_process:>9,.0f} events/s ({one_process / baseline:.2f} x baseline)")
+    print(
+        f"2 consume_events processes: {two_processes:>9,.0f} events/s ({two_processes / one_process:.2f} x one process)"
+    )
+
+
+if __name__ == "__main__":
+    main()
