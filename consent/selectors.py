@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -220,13 +221,25 @@ def subject_state(subject: Subject) -> tuple[PolicyState, dict[str, Choice], boo
     return policy, choices, suppressed
 
 
-def consent_gate(subjects: Iterable[Subject], purpose: str) -> dict[Subject, tuple[bool, bool]]:
-    """``{subject: (allowed, suppressed)}`` for a purpose, for many subjects in one round trip."""
+@dataclass(frozen=True)
+class Gate:
+    allowed: bool
+    suppressed: bool
+    withdrawn: bool  # the person's own latest choice refuses the purpose (not just the default)
+
+
+def consent_gate(subjects: Iterable[Subject], purpose: str) -> dict[Subject, Gate]:
+    """The answer for a purpose for many subjects, in one cache round trip."""
     policy, states = subject_states(subjects)
-    return {
-        subject: (is_allowed(purpose, policy=policy, choices=choices, suppressed=suppressed), suppressed)
-        for subject, (choices, suppressed) in states.items()
-    }
+    gates = {}
+    for subject, (choices, suppressed) in states.items():
+        choice = choices.get(purpose)
+        gates[subject] = Gate(
+            allowed=is_allowed(purpose, policy=policy, choices=choices, suppressed=suppressed),
+            suppressed=suppressed,
+            withdrawn=choice is not None and not choice.granted,
+        )
+    return gates
 
 
 def consent_allows(*, subject: Subject, purpose: str, jurisdiction: str | None = None) -> bool:

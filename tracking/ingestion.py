@@ -8,6 +8,7 @@ when REDIS_URL is set, processed in-process otherwise. Either way, when this ret
 accepted event is durably stored.
 """
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,9 @@ from tracking.event_schema import (
 )
 from tracking.models import IngestCount
 from tracking.user_agents import describe_user_agent
+
+# A JSON-escaped NUL character: \u0000 preceded by an even number of backslashes.
+NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 # Names a consent tool (context.consent.categoryPreferences) may give the analytics purpose.
 ANALYTICS_CATEGORIES = {"analytics", "statistics", "performance", "measurement"}
@@ -119,8 +123,12 @@ def events_ingest(
     valid: list[tuple[Envelope, Subject]] = []
     for index, raw in enumerate(raw_events):
         message_id = raw.get("messageId") if isinstance(raw, dict) else None
-        if len(msgspec.json.encode(raw)) > MAX_EVENT_BYTES:
+        encoded = msgspec.json.encode(raw)
+        if len(encoded) > MAX_EVENT_BYTES:
             result.rejected.append(Rejection(index, message_id, "event", "is over the 32 KB limit for one event"))
+            continue
+        if b"u0000" in encoded and NUL_ESCAPE.search(encoded):  # PostgreSQL stores no NUL, in text or JSON
+            result.rejected.append(Rejection(index, message_id, "event", "contains a NUL character (\\u0000)"))
             continue
         try:
             event = validate_event(raw, batch_context=batch_context, path_type=path_type)
@@ -142,12 +150,15 @@ def events_ingest(
         if describe_user_agent(str(event.context.get("userAgent") or facts["user_agent"])).is_bot:
             result.dropped[IngestCount.Outcome.BOT] += 1
             continue
-        allowed, suppressed = gate[subject]
-        if suppressed:
+        decision = gate[subject]
+        if decision.suppressed:
             result.dropped[IngestCount.Outcome.SUPPRESSED] += 1
             continue
+        # A shop's own consent tool may grant where the platform only knows the default, never
+        # against a withdrawal the person recorded here.
         chosen = _category_choice(event.context)
-        if not (allowed if chosen is None else chosen):
+        allowed = decision.allowed if chosen is None or decision.withdrawn else chosen
+        if not allowed:
             result.dropped[IngestCount.Outcome.NO_CONSENT] += 1
             continue
         events.append(

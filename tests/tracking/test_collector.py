@@ -361,3 +361,31 @@ def test_a_gpc_header_records_the_opt_out(
         ("anon-gpc", "marketing", False, "gpc")
     ]
     assert Event.objects.count() == 1  # GPC is about sale and sharing: analytics goes on
+
+
+@pytest.mark.usefixtures("analytics_allowed")
+def test_a_nul_character_is_refused_not_stored(
+    client: Client, source_keys: SourceKeys, drain: Callable[[], int]
+) -> None:
+    batch = [view("n-1", "anon\u0000x"), view("n-2", properties={"product_id": "P", "note": "a\u0000b"}), view("n-3")]
+    batch.append(view("n-4", properties={"product_id": "P", "note": "a literal \\u0000 is fine"}))
+    response = post(client, "/v1/batch", {"batch": batch}, HTTP_AUTHORIZATION=basic(source_keys.write_key))
+    assert response.status_code == 200
+    assert [(r["index"], r["reason"]) for r in response.json()["rejected"]] == [
+        (0, "contains a NUL character (\\u0000)"),
+        (1, "contains a NUL character (\\u0000)"),
+    ]
+    drain()
+    assert sorted(Event.objects.values_list("message_id", flat=True)) == ["n-3", "n-4"]
+
+
+def test_a_shops_own_consent_tool_cannot_override_a_recorded_withdrawal(
+    client: Client, source_keys: SourceKeys, drain: Callable[[], int]
+) -> None:
+    consent_record(subject=Subject(anonymous_id="refused"), choices={"analytics": False}, source="preference_center")
+    granted_by_tool = {"consent": {"categoryPreferences": {"Analytics": True}}}
+    batch = [view("w-1", "refused", context=granted_by_tool), view("w-2", "unknown", context=granted_by_tool)]
+    response = post(client, "/v1/batch", {"batch": batch}, HTTP_AUTHORIZATION=basic(source_keys.write_key))
+    assert response.json()["dropped"] == {"no_consent": 1}
+    drain()
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["w-2"]
