@@ -120,6 +120,9 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "pz",
+            # Django's default of 300 entries would push visitors' consent states out and send the
+            # collector back to the database for each of them.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
 

@@ -9,7 +9,8 @@ Cache keys are keyed hashes of the ids, so Redis holds no identifiers.
 import gzip
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -113,25 +114,10 @@ def linked_users(anonymous_ids: Iterable[str]) -> dict[str, str]:
     return latest
 
 
-def _anonymous_ids_of(user_id: str) -> set[str]:
-    """Anonymous ids whose latest link is to this user."""
-    candidates = SubjectLink.objects.filter(
-        anonymous_id__in=SubjectLink.objects.filter(user_id=user_id).values("anonymous_id")
-    ).order_by("anonymous_id", "linked_at", "id")
-    latest: dict[str, str] = {}
-    for anonymous_id, linked_user_id in candidates.values_list("anonymous_id", "user_id"):
-        latest[anonymous_id] = linked_user_id
-    return {anonymous_id for anonymous_id, owner in latest.items() if owner == user_id}
-
-
 def identities_for(subject: Subject) -> Identities:
     """Every id of the person: their user id (given, or linked from the anonymous id) and the
     anonymous ids linked to it."""
-    user_id = subject.user_id or (linked_user(subject.anonymous_id) if subject.anonymous_id else None)
-    anonymous_ids = {subject.anonymous_id} if subject.anonymous_id else set()
-    if user_id:
-        anonymous_ids |= _anonymous_ids_of(user_id)
-    return Identities(user_ids=frozenset({user_id} if user_id else ()), anonymous_ids=frozenset(anonymous_ids))
+    return identities_of_many([subject])[subject]
 
 
 def subject_records(identities: Identities) -> QuerySet[ConsentRecord]:
@@ -140,28 +126,70 @@ def subject_records(identities: Identities) -> QuerySet[ConsentRecord]:
     return ConsentRecord.objects.filter(condition).select_related("purpose", "policy_version")
 
 
-def is_suppressed(identities: Identities) -> bool:
-    return Suppression.objects.filter(subject_hash__in=identity_hashes(identities)).exists()
-
-
 # --- a subject's state, cached -----------------------------------------------------------------
 
 
 def load_state_blob(identities: Identities) -> dict[str, Any]:
     """The cacheable state of a person: latest choice per purpose and whether they are suppressed."""
+    return state_blobs_of_many([identities])[identities]
+
+
+def identities_of_many(subjects: Sequence[Subject]) -> dict[Subject, Identities]:
+    """The identities of many subjects, in two queries (see ``identities_for``)."""
+    links = linked_users({s.anonymous_id for s in subjects if s.anonymous_id and not s.user_id})
+    user_ids = {s.user_id or links.get(s.anonymous_id, "") for s in subjects} - {""}
+    latest: dict[str, str] = {}
+    if user_ids:
+        candidates = SubjectLink.objects.filter(
+            anonymous_id__in=SubjectLink.objects.filter(user_id__in=user_ids).values("anonymous_id")
+        ).order_by("anonymous_id", "linked_at", "id")
+        latest = dict(candidates.values_list("anonymous_id", "user_id"))  # the latest link of each wins
+    anonymous_of: defaultdict[str, set[str]] = defaultdict(set)
+    for anonymous_id, user_id in latest.items():
+        anonymous_of[user_id].add(anonymous_id)
+    identities = {}
+    for subject in subjects:
+        user_id = subject.user_id or links.get(subject.anonymous_id, "")
+        anonymous_ids = ({subject.anonymous_id} - {""}) | (anonymous_of[user_id] if user_id else set())
+        identities[subject] = Identities(user_ids=frozenset({user_id} - {""}), anonymous_ids=frozenset(anonymous_ids))
+    return identities
+
+
+_CHOICE_FIELDS = ("purpose_id", "granted", "recorded_at", "policy_version__version", "source", "gpc")
+
+
+def state_blobs_of_many(people: Iterable[Identities]) -> dict[Identities, dict[str, Any]]:
+    """The cacheable state of many people, in two queries (see ``load_state_blob``)."""
+    wanted = list(dict.fromkeys(people))
+    user_ids = {user_id for person in wanted for user_id in person.user_ids}
+    anonymous_ids = {anonymous_id for person in wanted for anonymous_id in person.anonymous_ids}
     rows = (
-        subject_records(identities)
+        ConsentRecord.objects.filter(Q(user_id__in=user_ids) | Q(anonymous_id__in=anonymous_ids, user_id=""))
         .order_by("recorded_at", "id")
-        .values_list("purpose_id", "granted", "recorded_at", "policy_version__version", "source", "gpc")
+        .values_list("user_id", "anonymous_id", *_CHOICE_FIELDS)
     )
-    choices = latest_choices(
-        (str(purpose), Choice(granted, recorded_at.isoformat(), version, source, gpc))
-        for purpose, granted, recorded_at, version, source, gpc in rows
+    by_user: defaultdict[str, list[tuple[int, str, Choice]]] = defaultdict(list)
+    by_anonymous: defaultdict[str, list[tuple[int, str, Choice]]] = defaultdict(list)
+    for position, (user_id, anonymous_id, purpose, granted, recorded_at, version, source, gpc) in enumerate(rows):
+        entry = (position, str(purpose), Choice(granted, recorded_at.isoformat(), version, source, gpc))
+        (by_user[user_id] if user_id else by_anonymous[anonymous_id]).append(entry)
+    hashes = {person: identity_hashes(person) for person in wanted}
+    erased = set(
+        Suppression.objects.filter(subject_hash__in={h for each in hashes.values() for h in each}).values_list(
+            "subject_hash", flat=True
+        )
     )
-    return {
-        "choices": {purpose: choice.as_list() for purpose, choice in choices.items()},
-        "suppressed": is_suppressed(identities),
-    }
+    states = {}
+    for person in wanted:
+        entries = [entry for user_id in person.user_ids for entry in by_user[user_id]]
+        entries += [entry for anonymous_id in person.anonymous_ids for entry in by_anonymous[anonymous_id]]
+        entries.sort(key=lambda entry: entry[0])
+        choices = latest_choices((purpose, choice) for _, purpose, choice in entries)
+        states[person] = {
+            "choices": {purpose: choice.as_list() for purpose, choice in choices.items()},
+            "suppressed": any(h in erased for h in hashes[person]),
+        }
+    return states
 
 
 def _blob_for(kind: str, value: str, cached: dict[str, Any]) -> dict[str, Any]:

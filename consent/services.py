@@ -6,8 +6,10 @@ Every write refreshes the cached state of the person after the transaction commi
 
 import gzip
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -33,11 +35,13 @@ from consent.selectors import (
     POLICY_KEY,
     STATE_TIMEOUT,
     identities_for,
+    identities_of_many,
     identity_hashes,
     linked_user,
     load_state_blob,
     policy_blob,
     policy_state,
+    state_blobs_of_many,
     state_key,
     subject_state,
 )
@@ -51,20 +55,21 @@ def refresh_policy_cache() -> None:
     cache.set(POLICY_KEY, policy_blob(), STATE_TIMEOUT)
 
 
+def _cache_entries(identities: Identities, state: Mapping[str, Any]) -> dict[str, object]:
+    """The cache entries of a person's state: under the user id, with their anonymous ids pointing
+    at it; or under the anonymous ids of someone not (yet) known."""
+    if identities.user_ids:
+        (user_id,) = identities.user_ids
+        user_key = state_key("user", user_id)
+        return {user_key: state, **{state_key("anonymous", a): {"alias": user_key} for a in identities.anonymous_ids}}
+    return {state_key("anonymous", a): state for a in identities.anonymous_ids}
+
+
 def refresh_subject_cache(identities: Identities) -> None:
     """Recompute the person's state from the database and cache it under each of their ids (and
     the policy, if it is not cached), so that the next ``consent_allows`` needs no query."""
     policy_state()
-    state = load_state_blob(identities)
-    blobs: dict[str, object] = {}
-    if identities.user_ids:
-        (user_id,) = identities.user_ids
-        user_key = state_key("user", user_id)
-        blobs[user_key] = state
-        blobs.update({state_key("anonymous", a): {"alias": user_key} for a in identities.anonymous_ids})
-    else:
-        blobs.update({state_key("anonymous", a): state for a in identities.anonymous_ids})
-    cache.set_many(blobs, STATE_TIMEOUT)
+    cache.set_many(_cache_entries(identities, load_state_blob(identities)), STATE_TIMEOUT)
 
 
 def _refresh_after_commit(subject: Subject) -> None:
@@ -158,6 +163,88 @@ def consent_apply_gpc(*, subject: Subject, ip_address: str | None = None, user_a
         user_agent=user_agent,
         gpc=True,
     )
+
+
+# --- imported consent --------------------------------------------------------------------------
+
+IMPORT_CHUNK = 1000  # subjects per query: well under SQLite's limit of parameters in one statement
+
+
+@dataclass(frozen=True)
+class ConsentImportResult:
+    recorded: int  # grants recorded now, one per person
+    already_chosen: int  # subjects whose person had made a choice for the purpose: left as they chose
+    suppressed: int  # erased subjects: an import does not lift an erasure
+
+
+def _refresh_subjects_cache(subjects: Sequence[Subject]) -> None:
+    """``refresh_subject_cache`` for many subjects: a few queries per thousand, one cache write."""
+    policy_state()
+    entries: dict[str, object] = {}
+    for start in range(0, len(subjects), IMPORT_CHUNK):
+        identities = identities_of_many(subjects[start : start + IMPORT_CHUNK])
+        for person, state in state_blobs_of_many(identities.values()).items():
+            entries.update(_cache_entries(person, state))
+    cache.set_many(entries, STATE_TIMEOUT)
+
+
+@transaction.atomic
+def consent_bulk_import(
+    *, subjects: Iterable[Subject], purpose: str, recorded_at: datetime | None = None
+) -> ConsentImportResult:
+    """Record a grant of ``purpose`` with source "import" for each person who has made no choice
+    for it: for data collected elsewhere, with consent as the operator asserts (a replay of a data
+    set, a move from another platform). One record per person, under the published policy.
+
+    It never overrides a choice: someone who withdrew stays withdrawn, and someone erased stays
+    suppressed (a grant the person makes lifts an erasure; an import does not). Running it again
+    records nothing. A few queries per thousand subjects, where ``consent_record`` costs about
+    nine per subject; the cache holds the new state once the transaction commits, and reads
+    inside the transaction reload it from the database.
+    """
+    target = Purpose.objects.filter(key=purpose).first()
+    if target is None:
+        raise ConsentError("purpose", f"{purpose!r} is not a consent purpose")
+    if target.is_required:
+        raise ConsentError("purpose", f"{purpose!r} is required for the shop to work: there is no consent to import")
+    version = _policy_version(None)
+    when = recorded_at or timezone.now()
+    wanted = list(dict.fromkeys(subjects))
+    granted: dict[Identities, Subject] = {}
+    already_chosen = suppressed = 0
+    for start in range(0, len(wanted), IMPORT_CHUNK):
+        chunk = wanted[start : start + IMPORT_CHUNK]
+        identities = identities_of_many(chunk)
+        states = state_blobs_of_many(identities.values())
+        records = []
+        for subject in chunk:
+            person, state = identities[subject], states[identities[subject]]
+            if state["suppressed"]:
+                suppressed += 1
+            elif purpose in state["choices"]:
+                already_chosen += 1
+            elif person not in granted:
+                granted[person] = subject
+                records.append(
+                    ConsentRecord(
+                        user_id=subject.user_id,
+                        anonymous_id=subject.anonymous_id,
+                        purpose=target,
+                        granted=True,
+                        policy_version=version,
+                        source=ConsentRecord.Source.IMPORT,
+                        recorded_at=when,
+                    )
+                )
+        ConsentRecord.objects.bulk_create(records)
+    people = list(granted)
+    cache.delete_many(
+        [state_key("user", u) for person in people for u in person.user_ids]
+        + [state_key("anonymous", a) for person in people for a in person.anonymous_ids]
+    )
+    subjects_granted = list(granted.values())
+    transaction.on_commit(lambda: _refresh_subjects_cache(subjects_granted))
+    return ConsentImportResult(recorded=len(granted), already_chosen=already_chosen, suppressed=suppressed)
 
 
 @transaction.atomic
