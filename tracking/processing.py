@@ -21,7 +21,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from consent.selectors import linked_users
 from consent.services import subject_link
@@ -31,8 +31,6 @@ from tracking.models import Event, IngestCount, Order, ProcessedBatch, Profile
 from tracking.profile_rules import WEIGHTS, SessionState, add_affinity, assign_session, cart_change, push_recent
 from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_upsert, order_bulk_record, order_cancel
 
-Stored = tuple[int, dict[str, Any], int]  # (source id, event, event id)
-
 
 @dataclass(frozen=True)
 class ProcessResult:
@@ -40,23 +38,49 @@ class ProcessResult:
     duplicates: int
 
 
+class ConcurrentWrite(Exception):
+    """Another process stored one of these events meanwhile: the transaction is retried."""
+
+
 def batches_process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
     """Store and apply a list of ingested batches (``{"id", "source", "received_at", "events",
-    "dropped", "rejected"}``) in one transaction. A batch processed before is skipped whole."""
-    with transaction.atomic():
-        new_ids = _mark_processed([batch["id"] for batch in batches])
-        batches = [batch for batch in batches if batch["id"] in new_ids]
-        rows = [(int(batch["source"]), event) for batch in batches for event in batch["events"]]
-        ids = _insert_events(rows)
-        stored: list[Stored] = []
-        for source_id, event in rows:
-            event_id = ids.pop((source_id, event["messageId"]), None)  # pop: a repeat in the batch is a duplicate
-            if event_id is not None:
-                stored.append((source_id, event, event_id))
+    "dropped", "rejected"}``) in one transaction. A batch processed before is skipped whole.
+
+    Two processes touching the same new visitor at the same moment make one of them fail on a
+    unique key; it is retried (twice) in a fresh transaction, which then sees the other's work."""
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _process(batches)
+        except (IntegrityError, ConcurrentWrite):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
+    new_ids = _mark_processed([batch["id"] for batch in batches])
+    batches = [batch for batch in batches if batch["id"] in new_ids]
+    unique: dict[tuple[int, str], tuple[int, dict[str, Any]]] = {}
+    total = 0
+    for batch in batches:
+        for event in batch["events"]:
+            total += 1
+            unique.setdefault((int(batch["source"]), event["messageId"]), (int(batch["source"]), event))
+    stored: list[tuple[int, dict[str, Any]]] = []
+    if unique:
+        # Lock the visitors' profiles first: every copy of an event belongs to the same visitor, so
+        # once locked, what is already stored cannot change under us.
+        links, profiles = _lock_profiles([event for _, event in unique.values()])
+        existing = _stored_keys(list(unique))
+        stored = [row for key, row in unique.items() if key not in existing]
         if stored:
-            _apply(stored)
-        _count(batches, stored)
-    return ProcessResult(stored=len(stored), duplicates=len(rows) - len(stored))
+            sessions = _apply(stored, links, profiles)
+            inserted = _insert_events(stored, sessions)
+            if len(inserted) != len(stored):
+                raise ConcurrentWrite
+    _count(batches, {(source_id, event["messageId"]) for source_id, event in stored})
+    return ProcessResult(stored=len(stored), duplicates=total - len(stored))
 
 
 def _mark_processed(batch_ids: Sequence[str]) -> set[str]:
@@ -92,7 +116,7 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _values(source_id: int, event: Mapping[str, Any]) -> list[Any]:
+def _values(source_id: int, event: Mapping[str, Any], session_id: str) -> list[Any]:
     return [
         source_id,
         event["messageId"],
@@ -103,7 +127,7 @@ def _values(source_id: int, event: Mapping[str, Any]) -> list[Any]:
         event.get("anonymousId") or "",
         event.get("groupId") or "",
         event.get("previousId") or "",
-        "",
+        session_id,
         _when(event["timestamp"]),
         _when(event["receivedAt"]),
         _when(event.get("sentAt")),
@@ -114,53 +138,58 @@ def _values(source_id: int, event: Mapping[str, Any]) -> list[Any]:
     ]
 
 
-def _insert_events(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[tuple[int, str], int]:
-    """Insert the events not stored yet; return ``{(source, messageId): id}`` of those inserted now."""
-    if not rows:
-        return {}
+def _stored_keys(keys: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of these (source, messageId) are stored already: one indexed lookup."""
     if connection.vendor == "postgresql":
-        return _insert_postgres(rows)
-    return _insert_portable(rows)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT e.source_id, e.message_id FROM tracking_event e "
+                "JOIN unnest(%s::bigint[], %s::text[]) AS k(source_id, message_id) "
+                "ON e.source_id = k.source_id AND e.message_id = k.message_id",
+                [[source for source, _ in keys], [message for _, message in keys]],
+            )
+            return {(source_id, message_id) for source_id, message_id in cursor.fetchall()}
+    existing: set[tuple[int, str]] = set()
+    by_source: defaultdict[int, list[str]] = defaultdict(list)
+    for source_id, message_id in keys:
+        by_source[source_id].append(message_id)
+    for source_id, message_ids in by_source.items():
+        for start in range(0, len(message_ids), 500):
+            found = Event.objects.filter(source_id=source_id, message_id__in=message_ids[start : start + 500])
+            existing.update((source_id, message_id) for message_id in found.values_list("message_id", flat=True))
+    return existing
 
 
-def _insert_postgres(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[tuple[int, str], int]:
-    """One statement for the whole batch: unnest() of one array per column, ON CONFLICT DO NOTHING,
-    RETURNING what was inserted. A repeat inside the batch is skipped like any duplicate."""
+def _insert_events(rows: Sequence[tuple[int, Mapping[str, Any]]], sessions: Mapping[tuple[int, str], str]) -> set[int]:
+    """Insert events (with their sessions) not stored yet; return the ids inserted now."""
+    values = [_values(source_id, event, sessions.get((source_id, event["messageId"]), "")) for source_id, event in rows]
+    if connection.vendor == "postgresql":
+        return _insert_postgres(values)
+    return {
+        event.id
+        for event in Event.objects.bulk_create(
+            [Event(**dict(zip(_COLUMNS, v, strict=True))) for v in values], batch_size=500
+        )
+    }
+
+
+def _insert_postgres(rows: Sequence[list[Any]]) -> set[int]:
+    """One statement for the whole batch: unnest() of one array per column, ON CONFLICT DO NOTHING
+    (a concurrent writer), RETURNING what was inserted."""
     columns: list[list[Any]] = [[] for _ in _COLUMNS]
-    for source_id, event in rows:
-        for column, value in zip(columns, _values(source_id, event), strict=True):
+    for values in rows:
+        for column, value in zip(columns, values, strict=True):
             column.append(value)
     for index in (14, 15, 16):  # JSON columns travel as text and are cast by PostgreSQL
         columns[index] = [json.dumps(value, separators=(",", ":")) for value in columns[index]]
     arrays = ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES)
     sql = (
         f"INSERT INTO tracking_event ({', '.join(_COLUMNS)}) SELECT * FROM unnest({arrays}) "  # noqa: S608 (constants)
-        "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id, source_id, message_id"
+        "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, columns)
-        return {(source_id, message_id): event_id for event_id, source_id, message_id in cursor.fetchall()}
-
-
-def _insert_portable(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[tuple[int, str], int]:
-    """SQLite: writers are serialized, so checking what exists then inserting the rest is race-free."""
-    wanted: dict[tuple[int, str], list[Any]] = {}
-    for source_id, event in rows:
-        wanted.setdefault((source_id, event["messageId"]), _values(source_id, event))
-    existing: set[tuple[int, str]] = set()
-    by_source: defaultdict[int, list[str]] = defaultdict(list)
-    for source_id, message_id in wanted:
-        by_source[source_id].append(message_id)
-    for source_id, message_ids in by_source.items():
-        for start in range(0, len(message_ids), 500):
-            chunk = message_ids[start : start + 500]
-            stored = Event.objects.filter(source_id=source_id, message_id__in=chunk).values_list(
-                "message_id", flat=True
-            )
-            existing.update((source_id, message_id) for message_id in stored)
-    new = [Event(**dict(zip(_COLUMNS, values, strict=True))) for key, values in wanted.items() if key not in existing]
-    created = Event.objects.bulk_create(new, batch_size=500)
-    return {(event.source_id, event.message_id): event.id for event in created}
+        return {row[0] for row in cursor.fetchall()}
 
 
 # --- applying stored events --------------------------------------------------------------------
@@ -207,7 +236,10 @@ class _Profiles:
         for key, target in merges.items():
             self.new[key].merged_into = target
         changed = [p for key, p in self.by_key.items() if key not in self.new or key in merges]
-        Profile.objects.bulk_update(changed, _PROFILE_FIELDS, batch_size=500)
+        if connection.vendor == "postgresql":
+            _update_profiles_postgres(changed)
+        else:
+            Profile.objects.bulk_update(changed, _PROFILE_FIELDS, batch_size=100)
 
 
 _PROFILE_FIELDS = [
@@ -217,6 +249,49 @@ _PROFILE_FIELDS = [
 ]  # fmt: skip
 
 
+_PROFILE_TYPES = {
+    "user_id": "text", "anonymous_id": "text", "merged_into": "bigint", "first_seen_at": "timestamptz",
+    "last_seen_at": "timestamptz", "session_id": "text", "session_started_at": "timestamptz", "sessions": "integer",
+    "page_views": "integer", "product_views": "integer", "adds": "integer", "removes": "integer", "orders": "integer",
+    "cancellations": "integer", "revenue": "numeric", "last_order_at": "timestamptz", "last_order_id": "text",
+    "recently_viewed": "jsonb", "cart": "jsonb", "category_affinity": "jsonb", "brand_affinity": "jsonb",
+    "traits": "jsonb",
+}  # fmt: skip
+
+
+def _merged_into_id(profile: Profile) -> int | None:
+    """The id of the profile it was merged into, without a query (a target created in this batch
+    is known only as the related object)."""
+    if profile.merged_into_id is not None:
+        return profile.merged_into_id
+    target = Profile._meta.get_field("merged_into").get_cached_value(profile, None)
+    return target.pk if target is not None else None
+
+
+def _update_profiles_postgres(profiles: Sequence[Profile]) -> None:
+    """One UPDATE ... FROM unnest() for all changed profiles. Django's bulk_update writes a CASE per
+    column whose cost grows with the square of the rows; this one is linear."""
+    if not profiles:
+        return
+    columns: list[list[Any]] = [[p.pk for p in profiles]]
+    for field in _PROFILE_FIELDS:
+        if _PROFILE_TYPES[field] == "jsonb":
+            columns.append([json.dumps(getattr(p, field), separators=(",", ":")) for p in profiles])
+        elif field == "merged_into":
+            columns.append([_merged_into_id(p) for p in profiles])
+        else:
+            columns.append([getattr(p, field) for p in profiles])
+    names = ["merged_into_id" if f == "merged_into" else f for f in _PROFILE_FIELDS]
+    arrays = ", ".join(["%s::bigint[]", *(f"%s::{_PROFILE_TYPES[f]}[]" for f in _PROFILE_FIELDS)])
+    assignments = ", ".join(f"{name} = v.{name}" for name in names)
+    sql = (
+        f"UPDATE tracking_profile AS p SET {assignments}, updated_at = now() "  # noqa: S608 (constants)
+        f"FROM unnest({arrays}) AS v(id, {', '.join(names)}) WHERE p.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+
+
 def _profile_key(event: Mapping[str, Any], links: Mapping[str, str]) -> str:
     if event.get("userId"):
         return f"u:{event['userId']}"
@@ -224,27 +299,35 @@ def _profile_key(event: Mapping[str, Any], links: Mapping[str, str]) -> str:
     return f"u:{links[anonymous_id]}" if anonymous_id in links else f"a:{anonymous_id}"
 
 
-def _apply(stored: list[Stored]) -> None:
-    stored.sort(key=lambda item: (item[1]["timestamp"], item[2]))
-    events = [event for _, event, _ in stored]
+def _lock_profiles(events: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str], "_Profiles"]:
+    """The identity links of the events' anonymous ids, and their visitors' profiles, locked."""
     anonymous_ids = {e["anonymousId"] for e in events if e.get("anonymousId")}
     anonymous_ids |= {e["previousId"] for e in events if e["type"] == "alias" and e.get("previousId")}
     links = linked_users(anonymous_ids)
     keys = {_profile_key(e, links) for e in events}
     keys |= {f"a:{a}" for a in anonymous_ids}  # identify/alias may merge them
-    profiles = _Profiles(keys)
-    catalog = products_by_skus({product_key(p) for e in events for p in _products_of(e)} - {""})
-    sessions: dict[int, str] = {}
+    keys |= {f"u:{e['userId']}" for e in events if e.get("userId")}
+    return links, _Profiles(keys)
+
+
+def _apply(
+    stored: list[tuple[int, dict[str, Any]]], links: dict[str, str], profiles: "_Profiles"
+) -> dict[tuple[int, str], str]:
+    """Apply new events, in time order, to sessions, identities, profiles and orders; return the
+    session of each event."""
+    stored.sort(key=lambda row: row[1]["timestamp"])
+    catalog = products_by_skus({product_key(p) for _, e in stored for p in _products_of(e)} - {""})
+    sessions: dict[tuple[int, str], str] = {}
     orders: list[OrderIn] = []
     cancellations: list[tuple[str, OrderIn]] = []
     customers: dict[str, CustomerIn] = {}
 
-    for _, event, event_id in stored:
+    for source_id, event in stored:
         when = datetime.fromisoformat(event["timestamp"])
         if event["type"] in ("identify", "alias"):
             _stitch(event, links, profiles, customers)
         profile = profiles.get(_profile_key(event, links))
-        sessions[event_id] = assign_session(profiles.session(profile), when)
+        sessions[(source_id, event["messageId"])] = assign_session(profiles.session(profile), when)
         profile.first_seen_at = min(profile.first_seen_at or when, when)
         profile.last_seen_at = max(profile.last_seen_at or when, when)
         if event["type"] in ("page", "screen"):
@@ -253,13 +336,13 @@ def _apply(stored: list[Stored]) -> None:
             _track(profile, event, when, catalog, orders, cancellations)
 
     profiles.save()
-    Event.objects.bulk_update([Event(id=i, session_id=s) for i, s in sessions.items()], ["session_id"], batch_size=500)
     if customers:
         customer_bulk_upsert(customers=list(customers.values()))
     if orders:
         order_bulk_record(orders=orders, origin=Order.Origin.EVENT)
     for order_id, order in cancellations:
         order_cancel(order_id=order_id, cancellation=order)
+    return sessions
 
 
 def _products_of(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -410,9 +493,8 @@ def _order(event: Mapping[str, Any], when: datetime, catalog: Mapping[str, Any])
 # --- counting ------------------------------------------------------------------------------------
 
 
-def _count(batches: Sequence[Mapping[str, Any]], stored: list[Stored]) -> None:
+def _count(batches: Sequence[Mapping[str, Any]], stored_ids: set[tuple[int, str]]) -> None:
     counts: defaultdict[tuple[date, int, str], int] = defaultdict(int)
-    stored_ids = {(source_id, event["messageId"]) for source_id, event, _ in stored}
     for batch in batches:
         day = datetime.fromisoformat(batch["received_at"]).date()
         source_id = int(batch["source"])
