@@ -13,7 +13,6 @@ point and restarted (or replaced) ends with every event stored once and counted 
 processed again finds its events stored and changes nothing.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
+import psycopg
 from django.db import IntegrityError, connection, transaction
 
 from consent.selectors import linked_users
@@ -83,13 +84,23 @@ def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
     return ProcessResult(stored=len(stored), duplicates=total - len(stored))
 
 
+def _bound_cursor() -> Any:
+    """A psycopg cursor with server-side parameter binding, in Django's connection and transaction.
+
+    Django's psycopg backend binds parameters on the client: each array given to unnest() would be
+    rendered to an SQL literal in Python, which took a third of the consumer's time. psycopg's own
+    cursor sends them as parameters, encoded in C."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)  # not connection.cursor(): Django sets ClientCursor as its factory
+
+
 def _mark_processed(batch_ids: Sequence[str]) -> set[str]:
     """Record the batches as processed; return those that were not already."""
     wanted = list(dict.fromkeys(batch_ids))
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with _bound_cursor() as cursor:
             cursor.execute(
-                "INSERT INTO tracking_processedbatch (id, processed_at) SELECT unnest(%s::text[]), now() "
+                "INSERT INTO tracking_processedbatch (id, processed_at) SELECT unnest(%b::text[]), now() "
                 "ON CONFLICT (id) DO NOTHING RETURNING id",
                 [wanted],
             )
@@ -141,10 +152,10 @@ def _values(source_id: int, event: Mapping[str, Any], session_id: str) -> list[A
 def _stored_keys(keys: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
     """Which of these (source, messageId) are stored already: one indexed lookup."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with _bound_cursor() as cursor:
             cursor.execute(
                 "SELECT e.source_id, e.message_id FROM tracking_event e "
-                "JOIN unnest(%s::bigint[], %s::text[]) AS k(source_id, message_id) "
+                "JOIN unnest(%b::bigint[], %b::text[]) AS k(source_id, message_id) "
                 "ON e.source_id = k.source_id AND e.message_id = k.message_id",
                 [[source for source, _ in keys], [message for _, message in keys]],
             )
@@ -181,13 +192,13 @@ def _insert_postgres(rows: Sequence[list[Any]]) -> set[int]:
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     for index in (14, 15, 16):  # JSON columns travel as text and are cast by PostgreSQL
-        columns[index] = [json.dumps(value, separators=(",", ":")) for value in columns[index]]
-    arrays = ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES)
+        columns[index] = [msgspec.json.encode(value).decode() for value in columns[index]]
+    arrays = ", ".join(f"%b::{kind}[]" for kind in _ARRAY_TYPES)  # binary: no escaping in Python
     sql = (
         f"INSERT INTO tracking_event ({', '.join(_COLUMNS)}) SELECT * FROM unnest({arrays}) "  # noqa: S608 (constants)
         "ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
     )
-    with connection.cursor() as cursor:
+    with _bound_cursor() as cursor:
         cursor.execute(sql, columns)
         return {row[0] for row in cursor.fetchall()}
 
@@ -276,19 +287,19 @@ def _update_profiles_postgres(profiles: Sequence[Profile]) -> None:
     columns: list[list[Any]] = [[p.pk for p in profiles]]
     for field in _PROFILE_FIELDS:
         if _PROFILE_TYPES[field] == "jsonb":
-            columns.append([json.dumps(getattr(p, field), separators=(",", ":")) for p in profiles])
+            columns.append([msgspec.json.encode(getattr(p, field)).decode() for p in profiles])
         elif field == "merged_into":
             columns.append([_merged_into_id(p) for p in profiles])
         else:
             columns.append([getattr(p, field) for p in profiles])
     names = ["merged_into_id" if f == "merged_into" else f for f in _PROFILE_FIELDS]
-    arrays = ", ".join(["%s::bigint[]", *(f"%s::{_PROFILE_TYPES[f]}[]" for f in _PROFILE_FIELDS)])
+    arrays = ", ".join(["%b::bigint[]", *(f"%b::{_PROFILE_TYPES[f]}[]" for f in _PROFILE_FIELDS)])
     assignments = ", ".join(f"{name} = v.{name}" for name in names)
     sql = (
         f"UPDATE tracking_profile AS p SET {assignments}, updated_at = now() "  # noqa: S608 (constants)
         f"FROM unnest({arrays}) AS v(id, {', '.join(names)}) WHERE p.id = v.id"
     )
-    with connection.cursor() as cursor:
+    with _bound_cursor() as cursor:
         cursor.execute(sql, columns)
 
 

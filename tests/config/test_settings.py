@@ -53,7 +53,7 @@ def test_database_and_redis_urls_switch_to_postgres_redis_and_a_real_broker() ->
     )
     assert values["engine"] == "django.db.backends.postgresql"
     assert values["db_name"] == "pz"
-    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["cache"] == "config.cache.RedisCache"
     assert values["cache_location"] == "redis://cache.internal:6380/2"
     assert values["broker"] == "redis://cache.internal:6380/2"
     assert values["eager"] is False
