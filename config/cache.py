@@ -30,3 +30,7 @@ class RedisCache(django_redis.RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+
+    def validate_key(self, key: str) -> None:
+        """Django checks every key, character by character, for memcached's limits (warnings only);
+        they do not apply to Redis, and the check cost ~5 µs per key on the collector's path."""
