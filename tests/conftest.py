@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -14,6 +15,9 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from pytest_django import DjangoCaptureOnCommitCallbacks
 from rest_framework.test import APIClient
 
 from tracking.services import SourceKeys, source_create
@@ -30,6 +34,7 @@ CONFIGURATION_VARIABLES = {
     "CSRF_TRUSTED_ORIGINS",
     "PZ_DEMO_SHOP",
     "CELERY_TASK_ALWAYS_EAGER",
+    "CONN_MAX_AGE",
 }
 
 
@@ -129,6 +134,84 @@ def drain() -> Callable[[], int]:
         from tracking.consumer import consume_available
 
         return consume_available(name="test-consumer").stored
+
+    return run
+
+
+# --- real browsers ----------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+NewPage = Callable[..., Page]
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright, for one test.
+
+    Not for a whole module: while Playwright's sync API runs, Django sees the thread as async and
+    keeps its database connections in a separate, context-local slot, which does not hold what
+    ``serialized_rollback`` restores; so Playwright starts inside each test, after the restore."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}; the browser tests need it: apt-get install -y chromium "
+            "(the Makefile installs it). Playwright's own browser downloads are not used."
+        )
+    # With Playwright's loop marked as running, Django refuses the test's plain synchronous
+    # database calls unless told that they are safe, which they are here.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+        connections.close_all()  # the connections of the context-local slot, which nothing else closes
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[NewPage]:
+    """A page in a fresh browser context (own cookies, localStorage and HTTP cache)."""
+    contexts: list[BrowserContext] = []
+
+    def make(**options: Any) -> Page:
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page: NewPage) -> Page:
+    return new_page()
+
+
+# --- committed writes --------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Commit(Protocol):
+    def __call__(self, write: Callable[[], T]) -> T: ...
+
+
+@pytest.fixture
+def commit(django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks) -> Commit:
+    """Run a write and its on-commit callbacks (the cache refresh), as a committed request would."""
+
+    def run(write: Callable[[], T]) -> T:
+        with django_capture_on_commit_callbacks(execute=True):
+            return write()
 
     return run
 

@@ -12,33 +12,21 @@ database is restored and before it is flushed.
 """
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connections
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from consent.models import ConsentRecord, PolicyVersion, Purpose
 from consent.services import policy_version_publish, purposes_changed
+from tests.conftest import NewPage
 from tests.factories import ProductFactory
 from tracking.services import source_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 GPC_ON = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
 TITLE = "Your privacy choices"
 ERROR = "Your choice could not be saved. Please check your connection and try again."
@@ -51,45 +39,6 @@ OLD_ANSWER = {
 SEED_OLD_ANSWER = f"localStorage.pz_consent || localStorage.setItem('pz_consent', {json.dumps(json.dumps(OLD_ANSWER))})"
 
 Record = tuple[str, str, bool, str, bool, int | None]
-NewPage = Callable[..., Page]
-
-
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    """Chromium for one test (see the module docstring for why not for the whole module)."""
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"Chromium is missing at {CHROMIUM}; the browser tests need it: apt-get install -y chromium "
-            "(the Makefile installs it). Playwright's own browser downloads are not used."
-        )
-    # With Playwright's loop marked as running, Django refuses the test's plain synchronous
-    # database calls unless told that they are safe, which they are here.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        connections.close_all()  # the connections of the context-local slot, which nothing else closes
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[NewPage]:
-    """A page in a fresh browser context (own cookies, localStorage and HTTP cache)."""
-    contexts: list[BrowserContext] = []
-
-    def make(**options: Any) -> Page:
-        context = browser.new_context(**options)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def page(new_page: NewPage) -> Page:
-    return new_page()
 
 
 @pytest.fixture

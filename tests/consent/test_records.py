@@ -1,43 +1,24 @@
 """Consent records, the cached answer of consent_allows, and the append-only guarantee."""
 
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Protocol, TypeVar
 
 import pytest
 from django.db import DatabaseError, connection, models, transaction
 from django.test import Client
 from django.utils import timezone
-from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
+from pytest_django import DjangoAssertNumQueries
 
 from consent.exceptions import ConsentError
 from consent.models import ConsentRecord, ConsentRecordImmutable, PolicyVersion, Purpose, RecordUnlock, SubjectLink
 from consent.selectors import consent_allows, consent_summary
 from consent.services import consent_apply_gpc, consent_record, policy_version_publish, purposes_changed, subject_link
 from consent.subjects import Subject
+from tests.conftest import Commit
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
 ANNA = Subject(user_id="user-anna")
 BROWSER = Subject(anonymous_id="anon-browser-1")
-
-
-T = TypeVar("T")
-
-
-class Commit(Protocol):
-    def __call__(self, write: Callable[[], T]) -> T: ...
-
-
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks) -> Commit:
-    """Run a write and its on-commit callbacks (the cache refresh), as a committed request would."""
-
-    def run(write: Callable[[], T]) -> T:
-        with django_capture_on_commit_callbacks(execute=True):
-            return write()
-
-    return run
 
 
 def allows(subject: Subject, purpose: str, **kwargs: str) -> bool:

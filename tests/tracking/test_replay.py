@@ -8,12 +8,11 @@ import csv
 import gzip
 import re
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -21,7 +20,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 from hypothesis import given
 from hypothesis import strategies as st
-from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
+from pytest_django import DjangoAssertNumQueries
 
 from consent.exceptions import ConsentError
 from consent.models import ConsentRecord
@@ -29,7 +28,7 @@ from consent.selectors import consent_allows, consent_gate
 from consent.services import consent_bulk_import, consent_record, subject_erase, subject_link
 from consent.subjects import Subject
 from personalization.online_retail import RetailInvoice, RetailLine
-from tests.conftest import write_online_retail
+from tests.conftest import Commit, write_online_retail
 from tracking.models import Event, IngestCount, Order, Profile, Source
 from tracking.replay import ReplayError, RowCounts, batches, invoice_events, read_rees46, rees46_event
 
@@ -41,23 +40,6 @@ REES46_HEADER = "event_time,event_type,product_id,category_id,category_code,bran
 # and purchases (REES46): the first 300 rows of either have none of some of them.
 UCI_ROWS = 1500
 REES46_ROWS = 1000
-
-T = TypeVar("T")
-
-
-class Commit(Protocol):
-    def __call__(self, write: Callable[[], T]) -> T: ...
-
-
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks) -> Commit:
-    """Run a write and its on-commit callbacks (the cache refresh), as a committed transaction would."""
-
-    def run(write: Callable[[], T]) -> T:
-        with django_capture_on_commit_callbacks(execute=True):
-            return write()
-
-    return run
 
 
 def _head(source: Path, target: Path, rows: int) -> list[str]:

@@ -14,34 +14,22 @@ arrival as a duplicate (``IngestCount``): the tests check those counts, so a dou
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, expect, sync_playwright
+from playwright.sync_api import Page, Request, Route, expect
 from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from personalization.models import Product
+from tests.conftest import NewPage
 from tests.factories import CategoryFactory, ProductFactory
 from tracking.models import Event, IngestCount, Order
 from tracking.services import source_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BANNER = "Your privacy choices"
 # A product name is shop data: it reaches the page and the events as text, never as HTML.
 NAME = 'Heart <img src=x onerror="window.__pwned=1"> & "Co" </script>'
@@ -51,41 +39,7 @@ for (const name of ["getItem", "setItem", "removeItem"]) {
 }
 """
 
-NewPage = Callable[..., Page]
 Summary = tuple[str, str, str]  # (type, event or page name, page path)
-
-
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    """Chromium for one test (see the banner tests' docstring for why not for the whole module)."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}; the browser tests need it: apt-get install -y chromium")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        connections.close_all()
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[NewPage]:
-    contexts: list[BrowserContext] = []
-
-    def make(**options: Any) -> Page:
-        context = browser.new_context(**options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def page(new_page: NewPage) -> Page:
-    return new_page()
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ and every invoice as an order with its lines. The rules are in ``personalization
 the category method in ``personalization.categorize``. Running it twice changes nothing.
 """
 
-import argparse
 import time
 from collections.abc import Iterator, Sequence
-from datetime import date
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +14,7 @@ from typing import Any, TypeVar
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from config.arguments import iso_date
 from personalization.catalog_input import ProductIn
 from personalization.categorize import category_for_description
 from personalization.online_retail import OnlineRetailError, RetailData, RetailInvoice, read_online_retail
@@ -30,13 +29,6 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2011-09-01") from None
 
 
 def _order_from_invoice(invoice: RetailInvoice) -> OrderIn:
@@ -56,8 +48,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path, help="online_retail.csv or online_retail.csv.gz")
-        parser.add_argument("--since", type=_date, help="First day to load (inclusive, YYYY-MM-DD).")
-        parser.add_argument("--until", type=_date, help="Day to stop before (exclusive, YYYY-MM-DD).")
+        parser.add_argument("--since", type=iso_date, help="First day to load (inclusive, YYYY-MM-DD).")
+        parser.add_argument("--until", type=iso_date, help="Day to stop before (exclusive, YYYY-MM-DD).")
         parser.add_argument(
             "--product-url-template",
             default="/shop/p/{sku}/",

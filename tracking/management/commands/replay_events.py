@@ -24,6 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from tqdm import tqdm
 
+from config.arguments import iso_date
 from consent.services import consent_bulk_import
 from consent.subjects import InvalidSubject, Subject
 from personalization.online_retail import OnlineRetailError, read_online_retail
@@ -39,13 +40,6 @@ DATASETS = {
     "rees46": "rees46_oct2019_head/events.csv.gz",
 }
 PROCESS_EVERY = 10  # with the stream: consume what was appended every this many batches
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2011-09-01") from None
 
 
 def _positive(value: str) -> int:
@@ -90,8 +84,8 @@ class Command(BaseCommand):
             + ", ".join(f"{name}: {where}" for name, where in DATASETS.items()),
         )
         parser.add_argument("--source", default="Replay", help="Source to send as (created if missing).")
-        parser.add_argument("--since", type=_date, help="First day to replay (inclusive, YYYY-MM-DD).")
-        parser.add_argument("--until", type=_date, help="Day to stop before (exclusive, YYYY-MM-DD).")
+        parser.add_argument("--since", type=iso_date, help="First day to replay (inclusive, YYYY-MM-DD).")
+        parser.add_argument("--until", type=iso_date, help="Day to stop before (exclusive, YYYY-MM-DD).")
         parser.add_argument(
             "--limit", type=_positive, help="Send at most this many events (an invoice is never cut in two)."
         )
