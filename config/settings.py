@@ -260,3 +260,17 @@ PZ_RETENTION_DAYS = env.int("PZ_RETENTION_DAYS", default=395)
 # With REDIS_URL the collector appends to a Redis Stream and `manage.py consume_events` processes
 # it; set this to process in the request instead (one transport less, slower collector).
 PZ_PROCESS_EVENTS_IN_PROCESS = env.bool("PZ_PROCESS_EVENTS_IN_PROCESS", default=False)
+
+# --- Recommenders ----------------------------------------------------------------------------------
+# Where trained models are written (one folder per version, NumPy files that serving processes
+# memory-map). Several hosts must share it (e.g. an NFS mount), or train where they serve.
+PZ_MODEL_DIR = Path(env.str("PZ_MODEL_DIR", default=str(BASE_DIR / "var" / "models")))
+# Versions whose artifacts are kept on disk for rollback (the active one is always kept).
+PZ_MODEL_KEEP = env.int("PZ_MODEL_KEEP", default=5)
+# A new version serves only if its hold-out NDCG@10 is at least (1 - tolerance) × the active one's.
+PZ_MODEL_ACTIVATION_TOLERANCE = env.float("PZ_MODEL_ACTIVATION_TOLERANCE", default=0.0)
+# Overrides of the training parameters as JSON, e.g. {"lightfm": {"epochs": 30}, "holdout_days": 7}
+# (see personalization.training.DEFAULT_PARAMS).
+PZ_RECOMMENDER_PARAMS = env.json("PZ_RECOMMENDER_PARAMS", default={})
+# How often a serving process checks which version is active (seconds).
+PZ_MODEL_CHECK_SECONDS = env.float("PZ_MODEL_CHECK_SECONDS", default=1.0)

@@ -2,13 +2,17 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
-from django.utils.html import format_html
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import URLPattern, path
+from django.utils.html import format_html, format_html_join
 from import_export.admin import ImportExportModelAdmin
 
-from personalization import services
-from personalization.models import Category, Product
+from personalization import services, tasks
+from personalization.models import Category, ModelVersion, Product, TunedParameters
 from personalization.resources import SPREADSHEET_FORMATS, CategoryResource, ProductResource
 
 
@@ -128,3 +132,103 @@ class CategoryAdmin(ImportExportModelAdmin):
             obj.pk = created.pk
             obj.path = created.path
         messages.info(request, f"Category path: {obj.path}")
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """Trained versions: what they scored on the hold-out, how long each part took, and which one
+    serves. Activating an older version is the rollback; "Train now" starts a training."""
+
+    change_list_template = "admin/personalization/modelversion/change_list.html"
+    list_display = ["id", "status", "trigger", "created_at", "data_until", "score_display", "seconds", "activated_at"]
+    list_filter = ["status", "trigger", "created_at"]
+    search_fields = ["id", "trigger", "activated_by"]
+    actions = ["activate"]
+    readonly_fields = [
+        "status", "trigger", "score", "metrics_table", "session_table", "timings_table", "counts", "params",
+        "data_since", "data_until", "holdout_since", "artifact_path", "revision", "error", "created_at",
+        "finished_at", "activated_at", "activated_by",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ModelVersion | None = None) -> bool:
+        return False
+
+    @admin.display(description="hold-out NDCG@10", ordering="score")
+    def score_display(self, version: ModelVersion) -> str:
+        return "—" if version.score is None else f"{version.score:.4f}"
+
+    @admin.display(description="seconds")
+    def seconds(self, version: ModelVersion) -> str:
+        total = version.timings.get("total")
+        return "—" if total is None else f"{total:.1f}"
+
+    @admin.display(description="hold-out metrics at 10")
+    def metrics_table(self, version: ModelVersion) -> str:
+        rows = []
+        for name, protocols in version.metrics.items():
+            if name == "session":
+                continue
+            for protocol, m in protocols.items():
+                rows.append(
+                    [
+                        name,
+                        protocol,
+                        *(f"{m[key]:.4f}" for key in ("ndcg", "precision", "recall", "map", "coverage")),
+                        m["people"],
+                    ]
+                )
+        return _table(["recommender", "protocol", "NDCG", "precision", "recall", "MAP", "coverage", "people"], rows)
+
+    @admin.display(description="next basket lines (session-aware)")
+    def session_table(self, version: ModelVersion) -> str:
+        session = version.metrics.get("session") or {}
+        rows = [[name.replace("_", " "), f"{m['ndcg']:.4f}", m["people"]] for name, m in session.items()]
+        return _table(["blend", "NDCG@10", "orders"], rows)
+
+    @admin.display(description="seconds per part")
+    def timings_table(self, version: ModelVersion) -> str:
+        return _table(["part", "seconds"], [[part, f"{seconds:.2f}"] for part, seconds in version.timings.items()])
+
+    @admin.action(description="Activate (serve from this version: the rollback)", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return
+        try:
+            version = services.model_version_activate(version=queryset.get(), by=f"admin: {request.user}")
+        except services.ModelVersionError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+        else:
+            self.message_user(request, f"Version {version.pk} is active; serving picks it up within seconds.")
+
+    def get_urls(self) -> list[URLPattern]:
+        urls = [path("train/", self.admin_site.admin_view(self.train_now), name="personalization_modelversion_train")]
+        return urls + super().get_urls()
+
+    def train_now(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise PermissionDenied
+        trigger = f"admin: {request.user}"
+        transaction.on_commit(lambda: tasks.models_train.delay(trigger=trigger))
+        self.message_user(request, "Training started; the new version appears here when it is done.")
+        return redirect("admin:personalization_modelversion_changelist")
+
+
+@admin.register(TunedParameters)
+class TunedParametersAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "data_until"]
+    readonly_fields = ["params", "metrics", "data_until", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -90,3 +90,60 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sku})"
+
+
+class ModelVersion(models.Model):
+    """One training of the recommenders: its parameters, data window, hold-out metrics, timings
+    and where its artifacts are. At most one version is active: the one serving answers from."""
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        ACTIVE = "active", "Active (serving)"
+        READY = "ready", "Ready (not serving)"
+        REJECTED = "rejected", "Rejected (worse than the active version)"
+        FAILED = "failed", "Failed"
+        DISCARDED = "discarded", "Artifacts removed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING, db_index=True)
+    trigger = models.CharField(max_length=100, blank=True, help_text="What started it: schedule, command, admin.")
+    params = models.JSONField(default=dict, blank=True, help_text="Every hyper-parameter, blend weights included.")
+    data_since = models.DateTimeField(null=True, blank=True, help_text="The oldest interaction used.")
+    data_until = models.DateTimeField(null=True, blank=True, help_text="Interactions up to this moment were used.")
+    holdout_since = models.DateTimeField(null=True, blank=True, help_text="The hold-out window starts here.")
+    counts = models.JSONField(default=dict, blank=True, help_text="People, items, interactions, consent exclusions.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Hold-out metrics per recommender and protocol.")
+    score = models.FloatField(null=True, blank=True, help_text="The hold-out NDCG@10 activation compares.")
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per part of the training.")
+    artifact_path = models.CharField(max_length=500, blank=True)
+    revision = models.PositiveIntegerField(default=0, help_text="Bumped when the artifacts change (an erasure).")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="model_version_one_active")
+        ]
+
+    def __str__(self) -> str:
+        return f"Model version {self.pk} ({self.get_status_display()})"
+
+
+class TunedParameters(models.Model):
+    """Hyper-parameters found by ``evaluate --save`` on a validation window; the newest are used by
+    every training after them."""
+
+    params = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Validation and test metrics of the run.")
+    data_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "tuned parameters"
+
+    def __str__(self) -> str:
+        return f"Tuned parameters of {self.created_at:%Y-%m-%d %H:%M}"

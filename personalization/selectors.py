@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 
 from personalization.catalog_input import CATEGORY_SEPARATOR
-from personalization.models import Category, Product
+from personalization.models import Category, ModelVersion, Product
 from tracking.selectors import latest_order_time, product_order_counts
 
 
@@ -128,3 +128,17 @@ def product_popularity() -> dict[int, int]:
 
 def products_by_skus(skus: Iterable[str]) -> dict[str, Product]:
     return {p.sku: p for p in Product.objects.select_related("category").filter(sku__in=list(skus))}
+
+
+# --- model versions --------------------------------------------------------------------------------
+
+
+def model_version_active() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+
+
+def model_versions_on_disk() -> QuerySet[ModelVersion]:
+    """Versions whose artifacts are (meant to be) on disk, newest first."""
+    return ModelVersion.objects.exclude(artifact_path="").exclude(
+        status__in=[ModelVersion.Status.DISCARDED, ModelVersion.Status.TRAINING, ModelVersion.Status.FAILED]
+    )

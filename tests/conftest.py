@@ -91,6 +91,17 @@ def _empty_cache() -> Iterator[None]:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _model_directory(settings: Any, tmp_path: Path) -> Iterator[Path]:
+    """Each test trains into a folder of its own, and serves from no model it did not train."""
+    from personalization.model_store import forget_loaded_model
+
+    settings.PZ_MODEL_DIR = tmp_path / "models"
+    forget_loaded_model()
+    yield settings.PZ_MODEL_DIR
+    forget_loaded_model()
+
+
 @pytest.fixture
 def source_keys(db: None) -> SourceKeys:
     return source_create(name="Web shop")

@@ -2,6 +2,7 @@
 
 import hashlib
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, Max, QuerySet
 
-from tracking.models import Customer, Order, OrderLine, Source
+from tracking.event_schema import product_key
+from tracking.models import Customer, Event, Order, OrderLine, Profile, Source
+from tracking.profile_rules import decayed
 
 
 def source_for_secret_key(*, digest: str) -> Source | None:
@@ -112,3 +115,88 @@ def latest_order_time() -> datetime | None:
 
 def order_with_lines(*, order_id: str) -> Order | None:
     return Order.objects.prefetch_related("lines").filter(order_id=order_id).first()
+
+
+# --- what people did, for the recommenders --------------------------------------------------------
+
+PurchaseLine = tuple[str, str, int, datetime, int]
+ProductEvent = tuple[str, str, str, datetime, str, str]
+INTEREST_EVENTS = ("Product Viewed", "Product Clicked", "Product Added")
+
+
+def purchase_lines(*, since: datetime | None = None, until: datetime | None = None) -> Iterator[PurchaseLine]:
+    """``(user_id, anonymous_id, product_id, placed_at, order_pk)`` of every line of every completed
+    order (imported, checked out or tracked: they share the table), in time order and, within an
+    order, in the order the lines were entered. Lines of products no longer in the catalog are left out."""
+    lines = OrderLine.objects.filter(order__status=Order.Status.COMPLETED, product__isnull=False)
+    if since is not None:
+        lines = lines.filter(order__placed_at__gte=since)
+    if until is not None:
+        lines = lines.filter(order__placed_at__lt=until)
+    rows = lines.order_by("order__placed_at", "order_id", "position").values_list(
+        "order__customer__user_id", "order__anonymous_id", "product_id", "order__placed_at", "order_id"
+    )
+    for user_id, anonymous_id, product_id, placed_at, order_pk in rows.iterator(chunk_size=20_000):
+        yield user_id or "", anonymous_id or "", product_id, placed_at, order_pk
+
+
+def product_events(*, since: datetime | None = None, until: datetime | None = None) -> Iterator[ProductEvent]:
+    """``(user_id, anonymous_id, event, timestamp, session_id, product key)`` of stored product
+    views, clicks and adds to cart, in time order. Purchases come from ``purchase_lines``."""
+    events = Event.objects.filter(type="track", event__in=INTEREST_EVENTS)
+    if since is not None:
+        events = events.filter(timestamp__gte=since)
+    if until is not None:
+        events = events.filter(timestamp__lt=until)
+    rows = events.order_by("timestamp", "id").values_list(
+        "user_id", "anonymous_id", "event", "timestamp", "session_id", "properties"
+    )
+    for user_id, anonymous_id, name, timestamp, session_id, properties in rows.iterator(chunk_size=20_000):
+        key = product_key(properties) if isinstance(properties, dict) else ""
+        if key:
+            yield user_id, anonymous_id, name, timestamp, session_id, key
+
+
+def customer_countries(user_ids: Iterable[str]) -> dict[str, str]:
+    """``{user_id: country}`` of the known customers among ``user_ids`` (blank countries left out)."""
+    wanted = list(set(user_ids))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 5000):
+        rows = Customer.objects.filter(user_id__in=wanted[start : start + 5000]).exclude(country="")
+        found.update(rows.values_list("user_id", "country"))
+    return found
+
+
+@dataclass(frozen=True)
+class LiveProfile:
+    """What a visitor did lately, as the real-time profile has it (updated with every event)."""
+
+    recently_viewed: list[str]  # SKUs, newest first
+    cart: dict[str, int]  # {SKU: quantity}
+    category_affinity: dict[str, float]  # decayed to now
+    brand_affinity: dict[str, float]
+    orders: int
+    last_seen_at: datetime | None
+
+
+def live_profile(*, user_id: str = "", anonymous_id: str = "") -> LiveProfile | None:
+    """The visitor's real-time profile (one query): the person's if they are known, else the
+    browser's, following a merge into the person it was identified as."""
+    keys = ([f"u:{user_id}"] if user_id else []) + ([f"a:{anonymous_id}"] if anonymous_id else [])
+    found = {p.key: p for p in Profile.objects.select_related("merged_into").filter(key__in=keys)}
+    profile = found.get(keys[0]) if keys else None
+    if profile is None and anonymous_id:
+        profile = found.get(f"a:{anonymous_id}")
+    if profile is not None and profile.merged_into is not None:
+        profile = profile.merged_into
+    if profile is None:
+        return None
+    now = time.time()
+    return LiveProfile(
+        recently_viewed=[str(sku) for sku in profile.recently_viewed],
+        cart={str(sku): int(quantity) for sku, quantity in profile.cart.items()},
+        category_affinity={k: decayed(score, since, now) for k, (score, since) in profile.category_affinity.items()},
+        brand_affinity={k: decayed(score, since, now) for k, (score, since) in profile.brand_affinity.items()},
+        orders=profile.orders,
+        last_seen_at=profile.last_seen_at,
+    )

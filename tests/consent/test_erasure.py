@@ -6,6 +6,7 @@ Every later issue that stores personal data registers its store and extends ``se
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import redis
@@ -22,7 +23,11 @@ from consent.registry import personal_data_stores
 from consent.selectors import consent_allows, identities_for, subject_hash, subject_suppressed
 from consent.services import consent_record, export_request_create, subject_erase, subject_link
 from consent.subjects import Subject
+from personalization.model_store import HASH_BYTES, active_model
+from personalization.recommendations import recommendations_for_visitor
+from personalization.services import model_version_train
 from tests.factories import ProductFactory
+from tests.personalization.history import FAST
 from tracking.models import Customer, Order
 from tracking.services import OrderIn, OrderLineIn, order_bulk_record
 
@@ -73,7 +78,9 @@ def seed_everything(
             user_agent="UA",
         )
         subject_link(anonymous_id=ANONYMOUS, user_id=USER, source="login")
-        consent_record(subject=Subject(user_id=USER), choices={"marketing": True}, source="api")
+        consent_record(
+            subject=Subject(user_id=USER), choices={"marketing": True, "personalization": True}, source="api"
+        )
         export_request_create(subject=Subject(user_id=USER), requested_via="preference_center")
     # tracked events and the real-time profiles they build
     from tracking.services import source_create
@@ -105,6 +112,10 @@ def seed_everything(
     response = client.post("/v1/batch", {"batch": events, "writeKey": keys.write_key}, content_type="application/json")
     assert response.json()["accepted"] == 3, response.content
     drain()
+    # a trained model: the subject's history, factors and buy-again numbers (under a keyed hash)
+    with on_commit(execute=True):
+        version = model_version_train(trigger="test", params=FAST)
+    assert version.counts["people"] == 1
     # the demo shop: a session browsing as the customer (in the database and, cached_db, in the cache)
     client.post("/shop/customers/browse-as/", {"user_id": USER})
     session = client.session
@@ -148,11 +159,13 @@ def redis_naming(identifier: str) -> list[bytes]:
 
 
 def test_erasure_leaves_nothing_identifying_anywhere(
+    settings: Any,
     client: Client,
     admin_client: Client,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
     drain: Callable[[], int],
 ) -> None:
+    settings.PZ_MODEL_CHECK_SECONDS = 0  # serving checks the active version at every call
     seed_everything(client, admin_client, django_capture_on_commit_callbacks, drain)
     for identifier in IDENTIFIERS:  # the seed really put the subject everywhere
         assert rows_naming(identifier), identifier
@@ -160,7 +173,15 @@ def test_erasure_leaves_nothing_identifying_anywhere(
     if settings.REDIS_URL:
         assert redis_naming(USER), "the cached session should name the customer before erasure"
     assert ExportRequest.objects.get().status == "ready"
-    assert {store.name for store in personal_data_stores()} == {"consent", "tracking", "demo shop"}
+    assert {store.name for store in personal_data_stores()} == {
+        "consent",
+        "tracking",
+        "demo shop",
+        "recommendation models",
+    }
+    model = active_model()
+    assert model is not None and model.user_row([subject_hash("user", USER)]) >= 0
+    assert recommendations_for_visitor(Subject(user_id=USER)).personalized
 
     with django_capture_on_commit_callbacks(execute=True):
         receipt = subject_erase(subject=Subject(anonymous_id=ANONYMOUS), requested_via="test")
@@ -171,7 +192,7 @@ def test_erasure_leaves_nothing_identifying_anywhere(
         assert redis_naming(identifier) == []
     assert receipt.removed == {
         # two links: the seed's, and the one "browse as" made from the session's first anonymous id
-        "consent": {"consent records anonymised": 2, "identity links deleted": 2, "data exports deleted": 1},
+        "consent": {"consent records anonymised": 3, "identity links deleted": 2, "data exports deleted": 1},
         "tracking": {
             "customers deleted": 1,
             "orders anonymised": 2,
@@ -180,7 +201,15 @@ def test_erasure_leaves_nothing_identifying_anywhere(
             "profiles deleted": 1,  # the anonymous id was linked to the user before its events came
         },
         "demo shop": {"demo shop sessions deleted": 1},
+        "recommendation models": {"people removed from model versions": 1},
     }
+    # the model files no longer know them, serving reloads them, and nothing personal is served
+    (model_directory,) = [path for path in settings.PZ_MODEL_DIR.iterdir() if path.is_dir()]
+    hashed = subject_hash("user", USER)[:HASH_BYTES].encode()
+    assert hashed not in (model_directory / "user_hashes.npy").read_bytes()
+    reloaded = active_model()
+    assert reloaded is not None and reloaded.revision == 1 and reloaded.user_row([subject_hash("user", USER)]) == -1
+    assert not recommendations_for_visitor(Subject(user_id=USER)).personalized
     assert len(receipt.subject_hashes) == 3  # the user and both anonymous ids
     assert {subject_hash("user", USER), subject_hash("anonymous", ANONYMOUS)} < set(receipt.subject_hashes)
     assert Suppression.objects.count() == 3

@@ -1,8 +1,15 @@
-"""``python manage.py load_online_retail PATH [--since DATE] [--until DATE]``.
+"""``python manage.py load_online_retail PATH [--since DATE] [--until DATE] [--consent-basis import|none]``.
 
 Loads UCI Online Retail: products (with a category derived from the description), customers,
 and every invoice as an order with its lines. The rules are in ``personalization.online_retail``;
 the category method in ``personalization.categorize``. Running it twice changes nothing.
+
+Consent: the data set's customers never chose anything here, and analytics and personalization
+are opt-in, so nothing would learn from their orders. ``--consent-basis import`` (the default)
+records, for each customer who has made no choice, a grant of ``analytics`` and
+``personalization`` with source "import": the operator asserts the history was collected with
+that consent. It never overrides a choice or lifts an erasure, and never grants ``marketing``.
+``--consent-basis none`` records nothing.
 """
 
 import time
@@ -15,6 +22,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from config.arguments import iso_date
+from consent.services import consent_bulk_import
+from consent.subjects import Subject
 from personalization.catalog_input import ProductIn
 from personalization.categorize import category_for_description
 from personalization.online_retail import OnlineRetailError, RetailData, RetailInvoice, read_online_retail
@@ -23,6 +32,7 @@ from tracking.models import Order
 from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_upsert, order_bulk_record
 
 T = TypeVar("T")
+IMPORTED_PURPOSES = ("analytics", "personalization")
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -57,6 +67,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch-size", type=int, default=2000, help="Orders stored per transaction.")
         parser.add_argument("--no-progress", action="store_true", help="Do not draw progress bars.")
+        parser.add_argument(
+            "--consent-basis",
+            choices=["import", "none"],
+            default="import",
+            help="import (default): grant analytics and personalization (source import) to each customer who "
+            "has made no choice, asserting the history was collected with that consent; none: record nothing.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
@@ -90,6 +107,14 @@ class Command(BaseCommand):
 
         cancelled = sum(1 for invoice in data.invoices if invoice.cancelled)
         self._report(data, products, customers, created, present, lines, cancelled, time.monotonic() - started)
+        if options["consent_basis"] == "import":
+            subjects = [Subject(user_id=customer.user_id) for customer in data.customers]
+            for purpose in IMPORTED_PURPOSES:
+                imported = consent_bulk_import(subjects=subjects, purpose=purpose)
+                self.stdout.write(
+                    f"Consent ({purpose}, source import): {imported.recorded:,} granted now, "
+                    f"{imported.already_chosen:,} had chosen, {imported.suppressed:,} erased"
+                )
 
     def _store_products(self, data: RetailData, url_template: str) -> dict[str, int]:
         counts = {"created": 0, "updated": 0, "unchanged": 0}

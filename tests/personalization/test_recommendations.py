@@ -1,0 +1,207 @@
+"""``recommendations_for_visitor`` and ``similar_items``: consent, cold start, the live session,
+what may never be shown, and a serving process that picks up a new version by itself."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from consent.services import consent_record
+from consent.subjects import Subject
+from personalization.models import Product
+from personalization.recommendations import (
+    Context,
+    UnknownStrategy,
+    recommendations_for_visitor,
+    similar_items,
+)
+from personalization.services import model_version_activate, model_version_train
+from tests.conftest import ROOT
+from tests.personalization.history import FAST, GARDEN, KITCHEN, build_shop, train
+from tracking.services import source_create
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+Commit = Callable
+
+
+def skus(result) -> list[str]:
+    return [item.product.sku for item in result.items]
+
+
+@pytest.fixture
+def trained(commit: Commit) -> None:
+    build_shop(6)
+    train(commit)
+
+
+def view(client: Client, drain: Callable[[], int], anonymous_id: str, *products: str, user_id: str = "") -> None:
+    keys = source_create(name=f"Shop {anonymous_id}")
+    events = [
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "anonymousId": anonymous_id,
+            **({"userId": user_id} if user_id else {}),
+            "messageId": f"{anonymous_id}-{i}",
+            "properties": {"product_id": sku},
+        }
+        for i, sku in enumerate(products)
+    ]
+    response = client.post("/v1/batch", {"batch": events, "writeKey": keys.write_key}, content_type="application/json")
+    assert response.json()["accepted"] == len(products), response.content
+    drain()
+
+
+def test_a_known_customer_gets_their_taste_with_reasons(trained: None) -> None:
+    result = recommendations_for_visitor(Subject(user_id="k0"), Context(), k=4)
+    assert result.personalized and result.strategy == "personalized" and result.note == ""
+    assert result.signals == ["history", "country"]
+    assert set(skus(result)) <= set(KITCHEN)
+    assert all(
+        item.reason["recommender"] in {"ease", "buy_again", "lightfm", "trending", "content"} for item in result.items
+    )
+    assert [item.score for item in result.items] == sorted((item.score for item in result.items), reverse=True)
+    garden_lover = recommendations_for_visitor(Subject(user_id="g0"), Context(), k=4)
+    assert set(skus(garden_lover)) <= set(GARDEN)
+
+
+def test_without_consent_the_answer_is_trending_and_says_so(trained: None, commit: Commit) -> None:
+    commit(lambda: consent_record(subject=Subject(user_id="k0"), choices={"personalization": False}, source="api"))
+    result = recommendations_for_visitor(Subject(user_id="k0"), Context(), k=4)
+    assert not result.personalized
+    assert (result.strategy, result.note) == ("trending", "no personalization consent")
+    assert result.signals == []
+    assert skus(result) == skus(recommendations_for_visitor(Subject(anonymous_id="someone"), Context(), k=4))
+
+
+def test_a_new_visitor_gets_trending_in_their_context(trained: None, commit: Commit) -> None:
+    stranger = Subject(anonymous_id="new-browser")
+    commit(lambda: consent_record(subject=stranger, choices={"personalization": True}, source="banner"))
+    result = recommendations_for_visitor(stranger, Context(category="Garden", country="DE"), k=3)
+    assert (result.strategy, result.personalized) == ("trending", False)
+    assert result.note.startswith("cold start")
+    assert set(skus(result)) <= set(GARDEN)
+
+
+def test_what_a_visitor_just_viewed_changes_their_next_list(
+    trained: None, commit: Commit, client: Client, drain: Callable[[], int]
+) -> None:
+    browser = Subject(anonymous_id="browser-7")
+    commit(
+        lambda: consent_record(subject=browser, choices={"analytics": True, "personalization": True}, source="banner")
+    )
+    view(client, drain, "browser-7", "G1", "G2")
+    result = recommendations_for_visitor(browser, Context(), k=3)
+    assert result.personalized and result.signals == ["session"]
+    assert set(skus(result)) <= set(GARDEN)
+
+    # a kitchen customer browsing the garden: garden things move up their list at once
+    def gap() -> float:
+        """How far the best garden thing is behind the best kitchen thing in k1's list."""
+        scores = {
+            i.product.sku: i.score for i in recommendations_for_visitor(Subject(user_id="k1"), Context(), k=20).items
+        }
+        return max(scores[k] for k in KITCHEN if k in scores) - max(scores[g] for g in GARDEN if g in scores)
+
+    before = gap()
+    commit(lambda: consent_record(subject=Subject(user_id="k1"), choices={"analytics": True}, source="api"))
+    view(client, drain, "k1-browser", "G3", "G4", "G3", user_id="k1")
+    after = recommendations_for_visitor(Subject(user_id="k1"), Context(), k=8)
+    assert after.signals == ["history", "session", "country"]
+    assert gap() < before - 0.1
+
+
+def test_inactive_out_of_stock_excluded_and_bought_items_are_never_shown_when_asked(trained: None) -> None:
+    first = recommendations_for_visitor(Subject(user_id="k0"), Context(), k=3)
+    top = skus(first)[0]
+    Product.objects.filter(sku=top).update(is_active=False)
+    assert top not in skus(recommendations_for_visitor(Subject(user_id="k0"), Context(), k=10))
+    second = skus(first)[1]
+    Product.objects.filter(sku=second).update(in_stock=False)
+    assert second not in skus(recommendations_for_visitor(Subject(user_id="k0"), Context(), k=10))
+    allowed = recommendations_for_visitor(Subject(user_id="k0"), Context(in_stock_only=False), k=10)
+    assert second in skus(allowed)
+    fresh = recommendations_for_visitor(Subject(user_id="k0"), Context(exclude_purchased=True), k=3)
+    assert not set(skus(fresh)) & {"K1", "K2", "K3", "K4"}  # k0 bought all four
+    # the kitchen thing nobody bought, found by its text and category
+    only_new = recommendations_for_visitor(Subject(user_id="k0"), Context(exclude_purchased=True), 1, "content")
+    assert skus(only_new) == ["K5"]
+    context = Context(product="K5", exclude=frozenset({"K3"}), category="Kitchen")
+    assert not {"K5", "K3"} & set(skus(recommendations_for_visitor(Subject(user_id="k0"), context, k=10)))
+
+
+def test_each_strategy_answers_and_an_unknown_one_is_refused(trained: None) -> None:
+    for strategy in ("buy_again", "ease", "lightfm", "content", "bought_together", "viewed_together"):
+        result = recommendations_for_visitor(Subject(user_id="k0"), Context(), k=2, strategy=strategy)
+        assert result.personalized and result.strategy == strategy and len(result.items) == 2, strategy
+    popular = recommendations_for_visitor(Subject(user_id="k0"), Context(), k=2, strategy="popular")
+    assert (popular.strategy, popular.personalized) == ("popular", False)
+    with pytest.raises(UnknownStrategy, match="unknown strategy 'magic'"):
+        recommendations_for_visitor(Subject(user_id="k0"), Context(), strategy="magic")
+
+
+def test_similar_items_of_each_kind_and_for_an_unknown_product(trained: None) -> None:
+    bought = similar_items("K1", k=3, kind="bought_together")
+    assert set(skus(bought)) <= {"K2", "K3", "K4"} and bought.items[0].reason == {
+        "recommender": "bought_together",
+        "because": "K1",
+    }
+    assert set(skus(similar_items("G1", k=3, kind="similar"))) <= set(GARDEN)
+    unknown = similar_items("NO-SUCH-SKU", k=3)
+    assert unknown.note == "unknown product" and len(unknown.items) == 3
+    with pytest.raises(UnknownStrategy):
+        similar_items("K1", kind="telepathy")
+
+
+def test_before_any_training_the_shop_still_gets_bestsellers() -> None:
+    build_shop(2)
+    result = recommendations_for_visitor(Subject(user_id="k0"), Context(), k=3)
+    assert (result.strategy, result.personalized, result.model_version) == ("bestsellers", False, None)
+    assert len(result.items) == 3
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_serving_process_picks_up_a_new_version_without_a_restart(commit: Commit, tmp_path: Path) -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("processes share the active version through Redis")
+    build_shop(3)
+    first = train(commit)
+    database = settings.DATABASES["default"]
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    script = (
+        "import django, sys, time; django.setup()\n"
+        "from personalization.model_store import active_model\n"
+        "seen = None\n"
+        "deadline = time.time() + 60\n"
+        "while time.time() < deadline:\n"
+        "    model = active_model()\n"
+        "    version = model.version_id if model else None\n"
+        "    if version != seen:\n"
+        "        print(version, flush=True); seen = version\n"
+        "    if version == int(sys.argv[1]): break\n"
+        "    time.sleep(0.05)\n"
+    )
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": url,
+        "PZ_MODEL_DIR": str(settings.PZ_MODEL_DIR),
+        "PZ_MODEL_CHECK_SECONDS": "0.2",
+    }
+    second = commit(lambda: model_version_train(trigger="test", params=FAST, activation="never"))
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(second.pk)], cwd=ROOT, env=environment, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == str(first.pk)  # serving from the first
+        commit(lambda: model_version_activate(version=second, by="test"))
+        assert process.stdout.readline().strip() == str(second.pk)  # and, without a restart, the second
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
