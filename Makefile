@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pz
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: run test lint typecheck pytest pytest-embedded chromium format lock clean
+.PHONY: run test lint typecheck pytest pytest-embedded chromium evaluate format lock clean
 
 $(VENV)/.runtime-installed: requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,15 @@ chromium:
 
 pytest-embedded: $(VENV)/.dev-installed
 	DATABASE_URL=sqlite:///var/embedded-tests.sqlite3 REDIS_URL= $(BIN)/pytest -m embedded $(PYTEST_ARGS)
+
+## evaluate: the offline evaluation of the recommenders on the whole of UCI Online Retail, in a fresh database
+EVALUATE_DATABASE ?= var/evaluate.sqlite3
+evaluate: $(VENV)/.dev-installed
+	@mkdir -p var && rm -f $(EVALUATE_DATABASE)
+	DATABASE_URL=sqlite:///$(EVALUATE_DATABASE) REDIS_URL= $(BIN)/python manage.py migrate -v0
+	DATABASE_URL=sqlite:///$(EVALUATE_DATABASE) REDIS_URL= $(BIN)/python manage.py load_online_retail \
+	  $${PZ_DATASETS_DIR:-../shared/datasets}/online_retail/online_retail.csv.gz --no-progress
+	DATABASE_URL=sqlite:///$(EVALUATE_DATABASE) REDIS_URL= $(BIN)/python manage.py evaluate $(EVALUATE_ARGS)
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

@@ -250,6 +250,26 @@ class ItemToItem(Recommender):
         """The ``k`` items most related to ``item``, best first, and their scores."""
 
 
+class ItemSimilarity(ItemToItem):
+    """An item-to-item model that is one sparse items × items matrix (content, co-occurrence):
+    a visitor's scores are their history and session times it."""
+
+    similarity: sp.csr_matrix
+
+    def score(self, visitors: Visitors) -> np.ndarray:
+        query = query_vectors(visitors, float(self.params["session_weight"]))
+        return np.asarray((query @ self.similarity).toarray(), dtype=np.float64)
+
+    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return neighbours_from_row(self.similarity, item, k)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return csr_arrays("similarity", self.similarity)
+
+    def restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.similarity = csr_from("similarity", arrays)
+
+
 def replace_file(path: Path, array: np.ndarray) -> None:
     """Write an array over an existing file atomically: readers that memory-mapped the old file
     keep reading it whole until they load again."""

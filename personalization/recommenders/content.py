@@ -8,23 +8,16 @@ new items and new shops.
 """
 
 import re
-from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
-import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from personalization.recommenders.base import (
     ItemSide,
-    ItemToItem,
+    ItemSimilarity,
     TrainingSet,
-    Visitors,
-    csr_arrays,
-    csr_from,
-    neighbours_from_row,
     price_bands,
-    query_vectors,
     top_k_rows_in_chunks,
 )
 
@@ -54,7 +47,7 @@ def item_documents(items: ItemSide) -> list[str]:
     return documents
 
 
-class ContentBased(ItemToItem):
+class ContentBased(ItemSimilarity):
     name = "content"
     defaults: ClassVar[dict[str, Any]] = {"neighbours": 100, "ngram_max": 2, "session_weight": 1.0}
 
@@ -72,16 +65,3 @@ class ContentBased(ItemToItem):
             sp.csr_matrix(vectors), sp.csr_matrix(vectors.T), int(self.params["neighbours"])
         )
         return self
-
-    def score(self, visitors: Visitors) -> np.ndarray:
-        query = query_vectors(visitors, float(self.params["session_weight"]))
-        return np.asarray((query @ self.similarity).toarray(), dtype=np.float64)
-
-    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return neighbours_from_row(self.similarity, item, k)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return csr_arrays("similarity", self.similarity)
-
-    def restore(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.similarity = csr_from("similarity", arrays)

@@ -7,7 +7,6 @@ of baskets holding both items is therefore divided by their popularities,
 with what they bought, added and viewed.
 """
 
-from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -17,13 +16,8 @@ from personalization.recommenders.base import (
     ADD,
     PURCHASE,
     VIEW,
-    ItemToItem,
+    ItemSimilarity,
     TrainingSet,
-    Visitors,
-    csr_arrays,
-    csr_from,
-    neighbours_from_row,
-    query_vectors,
     top_k_rows_in_chunks,
 )
 
@@ -44,7 +38,7 @@ def basket_items(data: TrainingSet, kinds: tuple[int, ...], half_life_days: floa
     return matrix
 
 
-class CoOccurrence(ItemToItem):
+class CoOccurrence(ItemSimilarity):
     kinds: ClassVar[tuple[int, ...]]
     defaults: ClassVar[dict[str, Any]] = {
         "neighbours": 100,
@@ -68,19 +62,6 @@ class CoOccurrence(ItemToItem):
             sp.csr_matrix(baskets.T), baskets, int(self.params["neighbours"]), transform=normalised
         )
         return self
-
-    def score(self, visitors: Visitors) -> np.ndarray:
-        query = query_vectors(visitors, float(self.params["session_weight"]))
-        return np.asarray((query @ self.similarity).toarray(), dtype=np.float64)
-
-    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return neighbours_from_row(self.similarity, item, k)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return csr_arrays("similarity", self.similarity)
-
-    def restore(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.similarity = csr_from("similarity", arrays)
 
 
 class BoughtTogether(CoOccurrence):

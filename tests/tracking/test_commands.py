@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from personalization.models import Product
+from personalization.models import ModelVersion, Product
 from tests.conftest import write_online_retail
 from tracking.models import Order, Source
 
@@ -53,6 +53,8 @@ def test_demo_setup_loads_data_once_and_creates_logins(tmp_path: Path, settings)
     call_command("demo_setup", "--no-progress", stdout=again)
     assert f"password {password.group(1)}" in again.getvalue()
     assert Product.objects.count() == 1 and Source.objects.count() == 1
+    # the recommenders were trained once, on the demo data, and serve
+    assert list(ModelVersion.objects.values_list("status", flat=True)) == ["active"]
 
 
 def test_demo_setup_says_where_the_data_should_be(tmp_path: Path, settings) -> None:

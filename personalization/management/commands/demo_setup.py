@@ -1,8 +1,9 @@
 """``python manage.py demo_setup``: what ``make run`` needs before it serves the demo.
 
-Loads the demo slice of UCI Online Retail when the catalog is empty, makes sure an admin login
-and a demo source exist, and prints the credentials (kept in ``var/demo-credentials.txt``, which
-is git-ignored and readable only by its owner). Safe to run any number of times.
+Loads the demo slice of UCI Online Retail when the catalog is empty, trains the recommenders when
+no model version serves yet, makes sure an admin login and a demo source exist, and prints the
+credentials (kept in ``var/demo-credentials.txt``, which is git-ignored and readable only by its
+owner). Safe to run any number of times.
 """
 
 import secrets
@@ -14,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from personalization.models import Product
+from personalization.models import ModelVersion, Product
 from tracking.models import Source
 from tracking.services import source_create
 
@@ -40,6 +41,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Loading the demo slice of UCI Online Retail (since {options['since']})…")
             arguments = [str(path), "--since", options["since"]]
             call_command("load_online_retail", *arguments, *(["--no-progress"] if options["no_progress"] else []))
+
+        if not ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exists():
+            self.stdout.write("Training the recommenders on it (the nightly schedule retrains them)…")
+            call_command("train_models", "--activate", "always")
 
         User = get_user_model()
         if not User.objects.filter(username="admin").exists():
