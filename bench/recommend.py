@@ -53,9 +53,6 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def serving(visitors: int) -> dict[str, list[float]]:
-    import django
-
-    django.setup()
     import numpy as np
     import scipy.sparse as sp
 
@@ -97,7 +94,7 @@ def serving(visitors: int) -> dict[str, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="Trainings to time (0: serving only).")
     parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--skip-load", action="store_true", help="Reuse the database of an earlier run.")
@@ -116,30 +113,32 @@ def main() -> None:
         "import django; django.setup(); from personalization.training import dataset_build; "
         "print(dataset_build().counts)"
     )
+    os.environ.update(environment(url))
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from personalization.models import ModelVersion
+
     runs: dict[str, list[float]] = {"baseline: read interactions and consent": [], "train_models": []}
     parts: dict[str, list[float]] = {}
     for round_number in range(options.repeat):
         runs["baseline: read interactions and consent"].append(timed([sys.executable, "-c", baseline_code], url))
         runs["train_models"].append(timed([*manage, "train_models", "--activate", "always"], url))
-        os.environ.update(environment(url))
-        import django
-
-        django.setup()
-        from personalization.models import ModelVersion
-
         latest = ModelVersion.objects.order_by("-id").first()
         for part, seconds in (latest.timings if latest else {}).items():
             parts.setdefault(part, []).append(seconds)
         print(f"round {round_number + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in runs.items()), flush=True)
 
-    baseline = statistics.median(runs["baseline: read interactions and consent"])
-    print(f"\n{'training (process wall time)':<44} {'median s':>9} {'× baseline':>11}   runs")
-    for name, values in runs.items():
-        median = statistics.median(values)
-        print(f"{name:<44} {median:>9.1f} {median / baseline:>11.1f}   {', '.join(f'{v:.1f}' for v in values)}")
-    print(f"\n{'part of train_models (recorded)':<44} {'median s':>9}")
-    for part, values in parts.items():
-        print(f"{part:<44} {statistics.median(values):>9.2f}")
+    if options.repeat:
+        baseline = statistics.median(runs["baseline: read interactions and consent"])
+        print(f"\n{'training (process wall time)':<44} {'median s':>9} {'× baseline':>11}   runs")
+        for name, values in runs.items():
+            median = statistics.median(values)
+            print(f"{name:<44} {median:>9.1f} {median / baseline:>11.1f}   {', '.join(f'{v:.1f}' for v in values)}")
+        print(f"\n{'part of train_models (recorded)':<44} {'median s':>9}")
+        for part, values in parts.items():
+            print(f"{part:<44} {statistics.median(values):>9.2f}")
 
     times = serving(options.visitors)
     base_p50, _ = percentiles(times["baseline"])

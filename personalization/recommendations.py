@@ -94,14 +94,16 @@ def _session(model: LoadedModel, profile: LiveProfile | None) -> sp.csr_matrix:
 
 
 def _available(candidates: list[int], model: LoadedModel, context: Context, k: int) -> list[tuple[int, Product]]:
-    """The first ``k`` candidates (item rows, best first) that may be shown, with their products."""
+    """The first ``k`` candidates (item rows, best first) that may be shown, with their products:
+    one light query for which are active (and in stock), one for the ``k`` products shown."""
     ids = [int(model.product_ids[row]) for row in candidates]
-    products = Product.objects.select_related("category").filter(pk__in=ids, is_active=True)
+    allowed = Product.objects.filter(pk__in=ids, is_active=True)
     if context.in_stock_only:
-        products = products.filter(in_stock=True)
-    by_id = {product.pk: product for product in products}
-    shown = [(row, by_id[pk]) for row, pk in zip(candidates, ids, strict=True) if pk in by_id]
-    return [(row, p) for row, p in shown if p.sku not in context.exclude and p.sku != context.product][:k]
+        allowed = allowed.filter(in_stock=True)
+    showable = set(allowed.exclude(sku__in=[context.product, *context.exclude]).values_list("pk", flat=True))
+    chosen = [(row, pk) for row, pk in zip(candidates, ids, strict=True) if pk in showable][:k]
+    products = Product.objects.select_related("category").in_bulk([pk for _, pk in chosen])
+    return [(row, products[pk]) for row, pk in chosen if pk in products]
 
 
 def _ranked(scores: np.ndarray, model: LoadedModel, context: Context, limit: int, excluded: np.ndarray) -> list[int]:

@@ -62,7 +62,8 @@ class ItemRegression(ItemToItem):
 
     def score(self, visitors: Visitors) -> np.ndarray:
         query = query_vectors(visitors, float(self.params["session_weight"]))
-        scores = query @ self.weights
+        # In the weights' own precision: a float64 query would copy the whole float32 matrix.
+        scores = query.astype(self.weights.dtype) @ self.weights
         return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float64)
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:

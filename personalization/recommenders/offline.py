@@ -4,8 +4,10 @@
    validation window.
 2. Tune on validation: each recommender's hyper-parameters (optuna's TPE sampler, ``trials`` per
    recommender, starting from the current parameters, so tuning never does worse on validation
-   than the defaults), then the blend's weights per protocol. The baselines are tuned the same
-   way, with the same budget, under each protocol: the comparison is fair to them.
+   than the defaults), then the blend's weights per protocol, on the mean over the validation
+   window and the one before it (one window alone teaches the blend its season). The baselines
+   are tuned the same way, with the same budget, under each protocol: the comparison is fair to
+   them.
 3. Refit everything with its tuned parameters on all data before the test window, and score the
    test window once, under both protocols, plus the next-basket-line task for the session.
 """
@@ -158,11 +160,16 @@ class _Precomputed:
         return score
 
 
-def tune_blend(
-    components: Mapping[str, Recommender], hybrid: Hybrid, data: Window, trials: int, seed: int = 0
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Blend weights per protocol (and the weight of the live category and brand affinities)."""
-    precomputed = _Precomputed(components, hybrid, data)
+Fold = tuple[Mapping[str, Recommender], Hybrid, Window]
+
+
+def tune_blend(folds: list[Fold], trials: int, seed: int = 0) -> tuple[dict[str, Any], dict[str, float]]:
+    """Blend weights per protocol (and the weight of the live category and brand affinities),
+    maximising the mean NDCG@10 over validation windows (``folds``: each its components fitted on
+    what came before it): with one window, the weights learn that window's season."""
+    precomputed = [(_Precomputed(components, hybrid, data), data) for components, hybrid, data in folds]
+    hybrid = folds[0][1]
+    names = list(precomputed[0][0].parts)
     weights: dict[str, dict[str, float]] = {}
     best: dict[str, float] = {}
     affinity: dict[str, float] = {}
@@ -170,11 +177,13 @@ def tune_blend(
         mode = "new_items" if protocol == "new-items" else "repeat"
         study = _study(seed)
         current = {**hybrid.params["weights"][mode], "affinity": float(hybrid.params["affinity_weight"])}
-        study.enqueue_trial({name: min(float(current.get(name, 0.0)), 1.0) for name in precomputed.parts})
+        study.enqueue_trial({name: min(float(current.get(name, 0.0)), 1.0) for name in names})
 
         def objective(trial: optuna.Trial) -> float:
-            chosen = {name: trial.suggest_float(name, 0.0, 1.0) for name in precomputed.parts}
-            return evaluate(precomputed.scorer(chosen), data, protocol).ndcg  # noqa: B023 (used at once)
+            chosen = {name: trial.suggest_float(name, 0.0, 1.0) for name in names}
+            return float(
+                np.mean([evaluate(p.scorer(chosen), data, protocol).ndcg for p, data in precomputed])  # noqa: B023
+            )
 
         study.optimize(objective, n_trials=trials)
         chosen = dict(study.best_params)
@@ -237,10 +246,16 @@ def run(
             progress(f"tuned {key}: validation NDCG@10 {ndcg:.4f}")
 
     step = time.perf_counter()
-    ours = _fit_all(components, validation.train, tuned, skip)
-    hybrid = Hybrid(ours, **tuned["hybrid"])
-    hybrid.fit_affinities(validation.train)
-    tuned["hybrid"], blend_best = tune_blend(ours, hybrid, validation, blend_trials)
+    folds: list[Fold] = []
+    earlier = window(data, validation_since - validation_days * DAY, validation_since, history_half_life_days=half_life)
+    for fold in (validation, earlier):
+        if len(fold.users) == 0:
+            continue
+        ours = _fit_all(components, fold.train, tuned, skip)
+        hybrid = Hybrid(ours, **tuned["hybrid"])
+        hybrid.fit_affinities(fold.train)
+        folds.append((ours, hybrid, fold))
+    tuned["hybrid"], blend_best = tune_blend(folds, blend_trials)
     report.validation_ndcg["hybrid"] = {p: round(v, 4) for p, v in blend_best.items()}
     report.seconds["tune blend"] = round(time.perf_counter() - step, 1)
     progress(f"tuned the blend: validation NDCG@10 {blend_best}")
