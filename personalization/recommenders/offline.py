@@ -230,7 +230,7 @@ def run(
     def skip(name: str, exc: Exception) -> None:
         progress(f"{name} left out: {exc}")
 
-    for name in (*components, *BASELINES):
+    for name in dict.fromkeys((*components, *BASELINES)):  # popular is both ours and a baseline
         protocols = PROTOCOLS if name in BASELINES else (TUNED_ON.get(name, "new-items"),)
         for protocol in protocols:
             step = time.perf_counter()
