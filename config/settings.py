@@ -274,3 +274,8 @@ PZ_MODEL_ACTIVATION_TOLERANCE = env.float("PZ_MODEL_ACTIVATION_TOLERANCE", defau
 PZ_RECOMMENDER_PARAMS = env.json("PZ_RECOMMENDER_PARAMS", default={})
 # How often a serving process checks which version is active (seconds).
 PZ_MODEL_CHECK_SECONDS = env.float("PZ_MODEL_CHECK_SECONDS", default=1.0)
+# A click on a recommendation counts the add to cart and the order of that product that follow
+# within this many hours (by the same visitor) as the recommendation's.
+PZ_ATTRIBUTION_HOURS = env.int("PZ_ATTRIBUTION_HOURS", default=24)
+# Threads per process that compute recommendations within a placement's latency budget.
+PZ_SERVING_THREADS = env.int("PZ_SERVING_THREADS", default=4)

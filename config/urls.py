@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
+from personalization.serving_views import RecommendationsView
 
 admin.site.site_header = "Personalization platform"
 admin.site.site_title = "Personalization admin"
@@ -17,6 +18,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/catalog/", include("personalization.urls")),
+    path("api/v1/recommendations", RecommendationsView.as_view(), name="recommendations"),
     path("api/v1/consent/", include("consent.urls")),
     path("privacy/", include("consent.privacy_urls")),
     path("v1/", include("tracking.collector_urls")),

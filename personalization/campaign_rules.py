@@ -194,7 +194,8 @@ def rules_apply(
     pinned products (which pass the same filters: a pinned product out of stock is not shown)."""
     pinned = pinned or {}
     pins = sorted((p for p in rules.pins if p.sku in pinned and 1 <= p.position <= k), key=lambda p: p.position)
-    pins = [p for p in pins if _refusal(pinned[p.sku], rules, context_price) is None]
+    # A merchandiser's pin overrides the category, brand and price rules, not stock or exclusions.
+    pins = [p for p in pins if p.sku not in rules.exclude_skus and (pinned[p.sku].in_stock or not rules.in_stock_only)]
     pinned_skus = {p.sku for p in pins}
     allowed = [c for c in candidates if c.sku not in pinned_skus and _refusal(c, rules, context_price) is None]
     allowed = list({c.sku: c for c in reversed(allowed)}.values())[::-1]  # each product once, at its best

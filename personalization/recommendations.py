@@ -179,8 +179,21 @@ def _non_personal(model: LoadedModel | None, context: Context, k: int, strategy:
     )
 
 
+@dataclass(frozen=True)
+class Visit:
+    """What a caller already knows of the visitor (the serving layer asks once for a request)."""
+
+    personalization_allowed: bool
+    profile: LiveProfile | None
+
+
 def recommendations_for_visitor(
-    subject: Subject, context: Context | None = None, k: int = 10, strategy: str = "personalized"
+    subject: Subject,
+    context: Context | None = None,
+    k: int = 10,
+    strategy: str = "personalized",
+    *,
+    visit: Visit | None = None,
 ) -> Recommendations:
     """The ``k`` products to show this visitor now, best first, with the reason for each."""
     if strategy not in STRATEGIES:
@@ -189,12 +202,19 @@ def recommendations_for_visitor(
     model = active_model()
     if strategy not in PERSONAL_STRATEGIES:
         return _non_personal(model, context, k, strategy, "")
-    if not consent_allows(subject=subject, purpose="personalization", jurisdiction=context.country or None):
+    allowed = (
+        visit.personalization_allowed
+        if visit is not None
+        else consent_allows(subject=subject, purpose="personalization", jurisdiction=context.country or None)
+    )
+    if not allowed:
         return _non_personal(model, context, k, "trending", "no personalization consent")
     if model is None:
         return _non_personal(None, context, k, "trending", "")
     row = model.user_row(_subject_hashes(subject))
-    profile = live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id)
+    profile = (
+        visit.profile if visit is not None else live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id)
+    )
     session = _session(model, profile)
     if row < 0 and session.nnz == 0:
         return _non_personal(model, context, k, "trending", "cold start: nothing known of this visitor yet")

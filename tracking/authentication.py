@@ -9,6 +9,8 @@
 
 import base64
 import binascii
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +94,32 @@ class WriteKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Basic realm="api"'
+
+
+class WriteKeyQueryAuthentication(WriteKeyAuthentication):
+    """The write key as the ``writeKey`` query parameter too, for a browser's plain GET (no
+    Authorization header, so no CORS preflight before every widget's request)."""
+
+    def authenticate(self, request: Request) -> tuple[None, SourceCredential] | None:
+        found = super().authenticate(request)
+        key = request.query_params.get("writeKey")
+        if found is not None or not key:
+            return found
+        source = source_for_write_key(write_key=key)
+        if source is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked write key.")
+        return (None, SourceCredential(source, secret=False))
+
+
+def user_token(source: Source, user_id: str) -> str:
+    """What proves a browser may ask in a user's name: HMAC-SHA256 of the user id, keyed with the
+    SHA-256 hex digest of the source's secret key. The shop's server computes it (it knows the
+    secret key) and puts it in the page; a browser cannot forge it for another customer."""
+    return hmac.new(source.secret_key_digest.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def user_token_valid(source: Source, user_id: str, token: str) -> bool:
+    return bool(token) and hmac.compare_digest(user_token(source, user_id), token)
 
 
 class HasSourceSecretKey(permissions.BasePermission):

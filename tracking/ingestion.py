@@ -75,7 +75,13 @@ def _category_choice(context: Mapping[str, Any]) -> bool | None:
 
 
 def _normalized(
-    event: Envelope, *, received_at: datetime, received: str, batch_sent_at: datetime | None, facts: RequestFacts
+    event: Envelope,
+    *,
+    received_at: datetime,
+    received: str,
+    batch_sent_at: datetime | None,
+    facts: RequestFacts,
+    internal: bool = False,
 ) -> dict[str, Any]:
     sent_at = event.sentAt or batch_sent_at
     client_time = event.originalTimestamp or event.timestamp
@@ -84,6 +90,8 @@ def _normalized(
     agent = describe_user_agent(str(context.get("userAgent") or facts["user_agent"]))
     context["ip"] = truncate_ip(str(context.get("ip") or facts["ip_address"]))
     pz = dict(context["pz"]) if isinstance(context.get("pz"), dict) else {}
+    if not internal:
+        pz.pop("internal", None)  # only the platform's own events (an exposure) may say they are
     pz["agent"] = agent.as_dict()
     if clamped:
         pz["flags"] = [*pz.get("flags", []), "timestamp_clamped"]
@@ -117,7 +125,10 @@ def events_ingest(
     path_type: str | None = None,
     batch_context: Mapping[str, Any] | None = None,
     batch_sent_at: datetime | None = None,
+    internal: bool = False,
 ) -> IngestResult:
+    """``internal``: the events are the platform's own (the recommendation API's exposures), which
+    may carry ``context.pz.internal``; from anyone else it is removed."""
     result = IngestResult()
     facts = request_facts(dict(meta), settings.PZ_TRUSTED_PROXIES)
     valid: list[tuple[Envelope, Subject]] = []
@@ -162,7 +173,14 @@ def events_ingest(
             result.dropped[IngestCount.Outcome.NO_CONSENT] += 1
             continue
         events.append(
-            _normalized(event, received_at=received_at, received=received, batch_sent_at=batch_sent_at, facts=facts)
+            _normalized(
+                event,
+                received_at=received_at,
+                received=received,
+                batch_sent_at=batch_sent_at,
+                facts=facts,
+                internal=internal,
+            )
         )
     result.accepted = len(events)
 

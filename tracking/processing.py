@@ -27,6 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from consent.selectors import linked_users
 from consent.services import subject_link
 from personalization.selectors import products_by_skus
+from personalization.services.exposures import outcomes_record
 from tracking.event_schema import PRODUCT_EVENTS, product_key
 from tracking.models import Event, IngestCount, Order, ProcessedBatch, Profile
 from tracking.profile_rules import WEIGHTS, SessionState, add_affinity, assign_session, cart_change, push_recent
@@ -80,6 +81,7 @@ def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
             inserted = _insert_events(stored, sessions)
             if len(inserted) != len(stored):
                 raise ConcurrentWrite
+            outcomes_record([event for _, event in stored])
     _count(batches, {(source_id, event["messageId"]) for source_id, event in stored})
     return ProcessResult(stored=len(stored), duplicates=total - len(stored))
 

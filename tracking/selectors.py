@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from tracking.event_schema import product_key
 from tracking.models import Customer, Event, Order, OrderLine, Profile, Source
@@ -200,3 +200,16 @@ def live_profile(*, user_id: str = "", anonymous_id: str = "") -> LiveProfile | 
         orders=profile.orders,
         last_seen_at=profile.last_seen_at,
     )
+
+
+def purchased_skus(*, user_id: str = "", anonymous_id: str = "", since: datetime | None = None) -> set[str]:
+    """The SKUs a visitor bought (completed orders, optionally since a moment): one query."""
+    if not user_id and not anonymous_id:
+        return set()
+    who = Q(order__customer__user_id=user_id) if user_id else Q()
+    if anonymous_id:
+        who = who | Q(order__anonymous_id=anonymous_id) if user_id else Q(order__anonymous_id=anonymous_id)
+    lines = OrderLine.objects.filter(who, order__status=Order.Status.COMPLETED)
+    if since is not None:
+        lines = lines.filter(order__placed_at__gte=since)
+    return set(lines.values_list("sku", flat=True).distinct())

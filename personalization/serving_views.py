@@ -1,0 +1,197 @@
+"""The recommendation API: ``GET /api/v1/recommendations``, for storefront widgets and shop servers."""
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import api_error_schema
+from consent.network import gpc_signal, request_facts
+from consent.services import consent_apply_gpc
+from consent.subjects import InvalidSubject, Subject
+from personalization.serving import Served, ServeRequest, UnknownPlacement, serve
+from tracking.authentication import (
+    HasSourceKey,
+    SourceCredential,
+    WriteKeyQueryAuthentication,
+    cors_headers,
+    user_token_valid,
+)
+from tracking.ingestion import events_ingest
+from tracking.user_agents import describe_user_agent
+
+PUBLIC_MAX_AGE = 60
+
+
+class RecommendationQuery(serializers.Serializer[Any]):
+    placement = serializers.SlugField(max_length=64, help_text="The placement's key, e.g. home.")
+    anonymousId = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    userId = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    userToken = serializers.CharField(
+        max_length=128,
+        required=False,
+        allow_blank=True,
+        help_text="With the write key, userId counts only with this proof: HMAC-SHA256(userId), keyed with "
+        "the hex SHA-256 of the source's secret key, computed by the shop's server.",
+    )
+    product = serializers.CharField(max_length=64, required=False, allow_blank=True, help_text="SKU on the page.")
+    category = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="Category path.")
+    limit = serializers.IntegerField(min_value=1, max_value=50, required=False)
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, allow_blank=True, help_text="ISO 3166 code.")
+    writeKey = serializers.CharField(required=False, help_text="The source's write key (or HTTP Basic).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("anonymousId") and not attrs.get("userId"):
+            raise serializers.ValidationError({"anonymousId": ["Give an anonymousId or a userId."]})
+        return attrs
+
+
+class CampaignRefSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+
+
+class RecommendedItemSerializer(serializers.Serializer[Any]):
+    product_id = serializers.CharField(help_text="The product's SKU.")
+    name = serializers.CharField()
+    url = serializers.CharField()
+    image_url = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    position = serializers.IntegerField()
+
+
+class RecommendationsSerializer(serializers.Serializer[Any]):
+    rec_id = serializers.UUIDField(help_text="Send it back with Product Clicked (properties.rec_id) for attribution.")
+    placement = serializers.CharField()
+    campaign = CampaignRefSerializer(allow_null=True)
+    strategy = serializers.CharField()
+    items = RecommendedItemSerializer(many=True)
+    personalized = serializers.BooleanField()
+    note = serializers.CharField(help_text="Why the answer is not what was asked for (no consent, cold start, …).")
+
+
+def answer_body(served: Served) -> dict[str, Any]:
+    campaign = served.campaign
+    return {
+        "rec_id": str(served.rec_id),
+        "placement": served.placement,
+        "campaign": {"id": campaign.id, "name": campaign.name, "version": campaign.version} if campaign else None,
+        "strategy": served.strategy,
+        "items": [
+            {
+                "product_id": item.product.sku,
+                "name": item.product.name,
+                "url": item.product.url,
+                "image_url": item.product.image_url,
+                "price": str(item.product.price),
+                "currency": item.product.currency,
+                "position": item.position,
+            }
+            for item in served.items
+        ],
+        "personalized": served.personalized,
+        "note": served.note,
+    }
+
+
+def exposure_event(served: Served, subject: Subject) -> dict[str, Any]:
+    """The exposure as an event: it goes through the stream like every other."""
+    campaign = served.campaign
+    return {
+        "type": "track",
+        "event": "Recommendations Served",
+        "messageId": f"rec-{served.rec_id}",
+        **({"userId": subject.user_id} if subject.user_id else {}),
+        **({"anonymousId": subject.anonymous_id} if subject.anonymous_id else {}),
+        "properties": {
+            "rec_id": str(served.rec_id),
+            "placement": served.placement,
+            "campaign_id": campaign.id if campaign else None,
+            "campaign_version": campaign.version if campaign else None,
+            "strategy": served.strategy,
+            "personalized": served.personalized,
+            "note": served.note,
+            "products": [
+                {"product_id": item.product.sku, "position": item.position, "propensity": item.propensity}
+                for item in served.items
+            ],
+        },
+        "context": {"pz": {"internal": "exposure"}},
+    }
+
+
+class RecommendationsView(APIView):
+    authentication_classes = [WriteKeyQueryAuthentication]
+    permission_classes = [HasSourceKey]
+
+    @extend_schema(
+        operation_id="recommendations",
+        summary="The recommendations of a placement for a visitor",
+        description=(
+            "The placement's campaign for this visitor (audience, schedule, priority), its strategy and fallbacks "
+            "and business rules, within the placement's latency budget. Without personalization consent (or with "
+            "a GPC signal where the shop treats personalization as sharing) the answer is not personalized and "
+            "says so. Authenticate with the source's write key (HTTP Basic or the writeKey parameter), or its "
+            "secret key (Bearer) from a server."
+        ),
+        parameters=[RecommendationQuery],
+        responses={
+            200: RecommendationsSerializer,
+            400: OpenApiResponse(api_error_schema(), description="Unknown placement or bad parameters."),
+            401: OpenApiResponse(api_error_schema(), description="Missing or unknown key."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = RecommendationQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        credential: SourceCredential = request.auth  # type: ignore[assignment]
+        source = credential.source
+        user_id = data.get("userId") or ""
+        if user_id and not credential.secret and not user_token_valid(source, user_id, data.get("userToken") or ""):
+            if not data.get("anonymousId"):
+                raise exceptions.ValidationError(
+                    {"userToken": ["A browser asking in a user's name needs the userToken the shop's server computes."]}
+                )
+            user_id = ""  # served by the browser's own id only
+        try:
+            subject = Subject(user_id=user_id, anonymous_id=data.get("anonymousId") or "")
+        except InvalidSubject as exc:
+            raise exceptions.ValidationError({"anonymousId": [str(exc)]}) from exc
+        meta = dict(request.META)
+        if gpc_signal(meta):
+            consent_apply_gpc(subject=subject, **request_facts(meta, 0))
+        try:
+            served = serve(
+                ServeRequest(
+                    placement=data["placement"],
+                    subject=subject,
+                    product=data.get("product") or "",
+                    category=data.get("category") or "",
+                    limit=data.get("limit"),
+                    country=(data.get("country") or "").upper(),
+                    device=describe_user_agent(str(meta.get("HTTP_USER_AGENT", ""))).device,
+                )
+            )
+        except UnknownPlacement as exc:
+            raise exceptions.ValidationError({"placement": [str(exc)]}) from exc
+        events_ingest(
+            source_id=source.pk,
+            raw_events=[exposure_event(served, subject)],
+            meta=meta,
+            received_at=timezone.now(),
+            internal=True,
+        )
+        response = Response(answer_body(served))
+        response["Cache-Control"] = (
+            f"public, max-age={PUBLIC_MAX_AGE}" if not served.personalized else "private, no-store"
+        )
+        for header, value in cors_headers(source, request.META.get("HTTP_ORIGIN")).items():
+            response[header] = value
+        return response

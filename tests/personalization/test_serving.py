@@ -1,0 +1,272 @@
+"""The recommendation API: campaigns, fallbacks, the latency budget, consent, caching, exposures.
+
+Serving computes in a worker thread (the latency budget), which reads the database on its own
+connection: these tests commit their data (transactional)."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from consent.services import consent_record
+from consent.subjects import Subject
+from personalization import serving
+from personalization.models import Campaign, Exposure, Placement, Product
+from personalization.services.campaigns import campaign_save
+from tests.personalization.history import GARDEN, KITCHEN, build_shop, train
+from tracking.authentication import user_token
+from tracking.models import Source
+from tracking.services import source_create
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+Commit = Callable[..., Any]
+
+
+@pytest.fixture
+def shop(commit: Commit) -> dict[str, str]:
+    build_shop(6)
+    train(commit)
+    # Budgets of seconds: a loaded test machine must not turn an answer into the fallback
+    # (the budget has a test of its own).
+    Placement.objects.update(latency_budget_ms=10_000)
+    keys = source_create(name="Web shop")
+    return {"writeKey": keys.write_key, "secret": keys.secret_key}
+
+
+def ask(client: Client, shop: dict[str, str], headers: dict[str, Any] | None = None, **params: Any) -> Any:
+    response = client.get("/api/v1/recommendations", {"writeKey": shop["writeKey"], **params}, **(headers or {}))
+    assert response.status_code == 200, response.content
+    return response
+
+
+def skus(response: Any) -> list[str]:
+    return [item["product_id"] for item in response.json()["items"]]
+
+
+def home(**changes: Any) -> Campaign:
+    campaign = Campaign.objects.get(placement__key="home")
+    for name, value in changes.items():
+        setattr(campaign, name, value)
+    return campaign_save(campaign=campaign, by="test")
+
+
+@pytest.fixture
+def strategy(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Any], None]:
+    """Register a strategy's behaviour for a test (it is the serving layer's own registry)."""
+
+    def register(name: str, function: Any) -> None:
+        monkeypatch.setitem(serving.STRATEGY_FUNCTIONS, name, function)
+
+    return register
+
+
+def test_a_known_customer_with_a_user_token_gets_a_personalized_list(client: Client, shop: dict[str, str]) -> None:
+    source = Source.objects.get(name="Web shop")
+    response = ask(client, shop, placement="home", userId="k0", userToken=user_token(source, "k0"), limit=4)
+    body = response.json()
+    assert body["personalized"] is True and body["strategy"] == "personalized" and body["note"] == ""
+    assert body["campaign"] == {
+        "id": Campaign.objects.get(placement__key="home").pk,
+        "name": "Recommended for you",
+        "version": 1,
+    }
+    assert set(skus(response)) <= set(KITCHEN) and len(body["items"]) == 4
+    assert [item["position"] for item in body["items"]] == [1, 2, 3, 4]
+    first = body["items"][0]
+    assert set(first) == {"product_id", "name", "url", "image_url", "price", "currency", "position"}
+    assert response["Cache-Control"] == "private, no-store"
+
+
+def test_a_browser_cannot_ask_in_someone_elses_name(client: Client, shop: dict[str, str]) -> None:
+    forged = client.get("/api/v1/recommendations", {"writeKey": shop["writeKey"], "placement": "home", "userId": "k0"})
+    assert forged.status_code == 400 and "userToken" in forged.json()["fields"]
+    ignored = ask(client, shop, placement="home", userId="k0", userToken="0" * 64, anonymousId="browser-x")
+    assert ignored.json()["personalized"] is False  # served as the unknown browser, not as k0
+    server = client.get(
+        "/api/v1/recommendations", {"placement": "home", "userId": "k0"}, HTTP_AUTHORIZATION=f"Bearer {shop['secret']}"
+    )
+    assert server.status_code == 200 and server.json()["personalized"] is True  # the shop's server may
+
+
+def test_without_consent_the_answer_is_not_personalized_and_cacheable(
+    client: Client, shop: dict[str, str], commit: Commit
+) -> None:
+    commit(lambda: consent_record(subject=Subject(user_id="k0"), choices={"personalization": False}, source="api"))
+    response = client.get(
+        "/api/v1/recommendations", {"placement": "home", "userId": "k0"}, HTTP_AUTHORIZATION=f"Bearer {shop['secret']}"
+    )
+    body = response.json()
+    assert (body["personalized"], body["note"], body["strategy"]) == (False, "no personalization consent", "trending")
+    assert len(body["items"]) == 8
+    assert response["Cache-Control"] == "public, max-age=60"
+
+
+def test_gpc_withdraws_personalization_where_the_shop_says_so(
+    client: Client, shop: dict[str, str], settings: Any
+) -> None:
+    settings.PZ_GPC_WITHDRAWS = ["marketing", "personalization"]
+    params = {"placement": "home", "userId": "k0"}
+    bearer: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {shop['secret']}"}
+    assert client.get("/api/v1/recommendations", params, **bearer).json()["personalized"] is True
+    with_gpc = client.get("/api/v1/recommendations", params, HTTP_SEC_GPC="1", **bearer).json()
+    assert (with_gpc["personalized"], with_gpc["note"]) == (False, "no personalization consent")
+
+
+def test_bad_requests_say_which_parameter(client: Client, shop: dict[str, str]) -> None:
+    cases = [
+        ({"placement": "nowhere", "anonymousId": "a"}, "placement"),
+        ({"placement": "home"}, "anonymousId"),
+        ({"placement": "home", "anonymousId": "a", "limit": "0"}, "limit"),
+        ({"placement": "home", "anonymousId": "a", "limit": "many"}, "limit"),
+        ({"placement": "home", "anonymousId": "a", "country": "France"}, "country"),
+        ({"placement": "bad key!", "anonymousId": "a"}, "placement"),
+    ]
+    for params, field in cases:
+        response = client.get("/api/v1/recommendations", {"writeKey": shop["writeKey"], **params})
+        assert response.status_code == 400, params
+        assert field in response.json()["fields"], (params, response.json())
+    assert client.get("/api/v1/recommendations", {"placement": "home", "anonymousId": "a"}).status_code == 401
+    assert (
+        client.get(
+            "/api/v1/recommendations", {"placement": "home", "anonymousId": "a", "writeKey": "pzw_nope"}
+        ).status_code
+        == 401
+    )
+
+
+def test_cors_for_the_sources_origins(client: Client, shop: dict[str, str]) -> None:
+    Source.objects.filter(name="Web shop").update(allowed_origins=["https://shop.example.com"])
+    allowed = ask(client, shop, {"HTTP_ORIGIN": "https://shop.example.com"}, placement="home", anonymousId="a")
+    assert allowed["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    other = ask(client, shop, {"HTTP_ORIGIN": "https://evil.example.com"}, placement="home", anonymousId="a")
+    assert not other.has_header("Access-Control-Allow-Origin")
+
+
+def test_the_highest_priority_campaign_for_the_audience_wins(client: Client, shop: dict[str, str]) -> None:
+    placement = Placement.objects.get(key="home")
+    german = campaign_save(
+        campaign=Campaign(
+            placement=placement, name="Für Sie", strategy="trending", priority=5, audience_countries=["DE"]
+        ),
+        by="test",
+    )
+    body = ask(client, shop, placement="home", anonymousId="a", country="de").json()
+    assert body["campaign"]["id"] == german.pk and body["strategy"] == "trending"
+    assert (
+        ask(client, shop, placement="home", anonymousId="a", country="FR").json()["campaign"]["name"]
+        == "Recommended for you"
+    )
+
+
+def test_an_empty_strategy_hands_over_to_the_next(client: Client, shop: dict[str, str], strategy: Any) -> None:
+    strategy("similar", lambda name, situation, k: [])
+    body = ask(client, shop, placement="product-similar", product="K1", anonymousId="a").json()
+    assert body["strategy"] == "viewed_together" and len(body["items"]) > 0  # the first fallback
+
+
+def test_a_failing_strategy_hands_over_to_the_next(client: Client, shop: dict[str, str], strategy: Any) -> None:
+    def broken(name: str, situation: Any, k: int) -> list[Any]:
+        raise RuntimeError("the model file is corrupt")
+
+    strategy("similar", broken)
+    strategy("viewed_together", broken)
+    body = ask(client, shop, placement="product-similar", product="K1", anonymousId="a").json()
+    assert body["strategy"] == "trending" and len(body["items"]) == 8
+
+
+def test_a_strategy_slower_than_the_budget_gives_the_precomputed_list_and_is_counted(
+    client: Client, shop: dict[str, str], strategy: Any, commit: Commit
+) -> None:
+    Placement.objects.filter(key="home").update(latency_budget_ms=30)
+    serving.forget_placements()
+    commit(
+        lambda: consent_record(subject=Subject(anonymous_id="slow"), choices={"personalization": True}, source="api")
+    )
+
+    def slow(name: str, situation: Any, k: int) -> list[Any]:
+        time.sleep(0.5)
+        return []
+
+    strategy("personalized", slow)
+    body = ask(client, shop, placement="home", anonymousId="slow").json()
+    assert (body["personalized"], body["strategy"], body["campaign"]) == (False, "trending", None)
+    assert body["note"] == "the precomputed list (over the latency budget)" and len(body["items"]) == 8
+    day = serving.timezone.now().strftime("%Y-%m-%d")
+    assert serving.fallback_counts()[(day, "home", "budget")] == 1
+
+
+def test_business_rules_apply_through_the_api(client: Client, shop: dict[str, str]) -> None:
+    home(include_categories=["Garden"], pins=[{"sku": "X1", "position": 1}], limit=3)
+    body = ask(client, shop, placement="home", anonymousId="a").json()
+    assert skus_of(body)[0] == "X1" and set(skus_of(body)[1:]) <= set(GARDEN) and len(body["items"]) == 3
+    Product.objects.filter(sku="X1").update(is_active=False)
+    assert "X1" not in skus_of(ask(client, shop, placement="home", anonymousId="b").json())
+
+
+def skus_of(body: dict[str, Any]) -> list[str]:
+    return [item["product_id"] for item in body["items"]]
+
+
+def test_every_answer_is_logged_as_an_exposure_through_the_stream(
+    client: Client, shop: dict[str, str], commit: Commit, drain: Callable[[], int]
+) -> None:
+    commit(
+        lambda: consent_record(subject=Subject(anonymous_id="watched"), choices={"analytics": True}, source="banner")
+    )
+    body = ask(client, shop, placement="home", anonymousId="watched", limit=3).json()
+    ask(client, shop, placement="home", anonymousId="unconsented", limit=3)  # no analytics: nothing is logged
+    drain()
+    exposure = Exposure.objects.get()
+    assert str(exposure.rec_id) == body["rec_id"]
+    assert (exposure.placement, exposure.anonymous_id, exposure.strategy) == ("home", "watched", body["strategy"])
+    assert exposure.campaign_id == body["campaign"]["id"] and exposure.campaign_version == 1
+    assert [i["sku"] for i in exposure.items] == skus_of(body)
+    assert [i["position"] for i in exposure.items] == [1, 2, 3]
+
+
+def test_exploration_logs_propensities(
+    client: Client, shop: dict[str, str], commit: Commit, drain: Callable[[], int]
+) -> None:
+    home(exploration="epsilon_greedy", exploration_rate=0.5)
+    commit(
+        lambda: consent_record(subject=Subject(anonymous_id="explorer"), choices={"analytics": True}, source="banner")
+    )
+    ask(client, shop, placement="home", anonymousId="explorer", limit=4)
+    drain()
+    propensities = [item["propensity"] for item in Exposure.objects.get().items]
+    assert len(propensities) == 4 and all(0 < p <= 1 for p in propensities)
+
+
+def test_a_campaign_change_is_versioned_and_can_be_rolled_back(client: Client, shop: dict[str, str]) -> None:
+    from personalization.services.campaigns import campaign_rollback
+
+    changed = home(strategy="trending", limit=2)
+    assert changed.version == 2 and changed.versions.count() == 2
+    assert ask(client, shop, placement="home", anonymousId="a").json()["campaign"]["version"] == 2
+    assert len(ask(client, shop, placement="home", anonymousId="a").json()["items"]) == 2
+    unchanged = home(strategy="trending", limit=2)
+    assert unchanged.version == 2  # saving the same settings is no new version
+    rolled = campaign_rollback(campaign=changed, version=1, by="test")
+    assert (rolled.version, rolled.strategy, rolled.limit) == (3, "personalized", None)
+    assert rolled.versions.get(version=3).note == "Rolled back to version 1."
+    assert ask(client, shop, placement="home", anonymousId="a").json()["campaign"]["version"] == 3
+
+
+def test_the_api_is_in_the_openapi_schema(client: Client) -> None:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"]["/api/v1/recommendations"]["get"]
+    names = {p["name"] for p in operation["parameters"]}
+    assert {"placement", "anonymousId", "userId", "userToken", "product", "limit"} <= names
+    assert "rec_id" in schema["components"]["schemas"]["Recommendations"]["properties"]
+
+
+def test_answers_that_depend_on_no_one_are_shared_through_the_cache(client: Client, shop: dict[str, str]) -> None:
+    first = ask(client, shop, placement="home", anonymousId="one", limit=4).json()
+    second = ask(client, shop, placement="home", anonymousId="two", limit=4).json()
+    assert first["personalized"] is False and skus_of(first) == skus_of(second)
+    assert first["rec_id"] != second["rec_id"]  # each answer is its own exposure
+    Product.objects.filter(sku=skus_of(first)[0]).update(is_active=False)
+    third = ask(client, shop, placement="home", anonymousId="three", limit=4).json()
+    assert skus_of(third) == skus_of(first)[1:]  # from the cache, without the product deactivated since
