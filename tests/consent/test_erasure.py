@@ -5,6 +5,7 @@ Every later issue that stores personal data registers its store and extends ``se
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,7 @@ from consent.selectors import consent_allows, identities_for, subject_hash, subj
 from consent.services import consent_record, export_request_create, subject_erase, subject_link
 from consent.subjects import Subject
 from personalization.model_store import HASH_BYTES, active_model
+from personalization.models import Exposure, ExposureOutcome
 from personalization.recommendations import recommendations_for_visitor
 from personalization.services import model_version_train
 from tests.factories import ProductFactory
@@ -34,6 +36,7 @@ from tracking.services import OrderIn, OrderLineIn, order_bulk_record
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
 USER = "erase-me-user-7f3a"
+REC_ID = uuid.UUID("7f3a0000-0000-4000-8000-00000000e7a5")
 ANONYMOUS = "anon-erase-me-91c2"
 IDENTIFIERS = (USER, ANONYMOUS)
 
@@ -112,6 +115,28 @@ def seed_everything(
     response = client.post("/v1/batch", {"batch": events, "writeKey": keys.write_key}, content_type="application/json")
     assert response.json()["accepted"] == 3, response.content
     drain()
+    # a recommendation shown to them (the exposure log), and their click on it
+    Exposure.objects.create(
+        rec_id=REC_ID,
+        placement="home",
+        strategy="personalized",
+        personalized=True,
+        user_id=USER,
+        anonymous_id=ANONYMOUS,
+        items=[{"sku": "85123A", "position": 1, "propensity": None}],
+        shown_at=datetime(2011, 12, 3, tzinfo=UTC),
+    )
+    click = {
+        "type": "track",
+        "event": "Product Clicked",
+        "userId": USER,
+        "messageId": "erase-click",
+        "properties": {"rec_id": str(REC_ID), "product_id": "85123A", "position": 1},
+    }
+    response = client.post("/v1/batch", {"batch": [click], "writeKey": keys.write_key}, content_type="application/json")
+    assert response.json()["accepted"] == 1
+    drain()
+    assert ExposureOutcome.objects.filter(exposure_id=REC_ID, kind="click").count() == 1
     # a trained model: the subject's history, factors and buy-again numbers (under a keyed hash)
     with on_commit(execute=True):
         version = model_version_train(trigger="test", params=FAST)
@@ -178,6 +203,7 @@ def test_erasure_leaves_nothing_identifying_anywhere(
         "tracking",
         "demo shop",
         "recommendation models",
+        "recommendation exposures",
     }
     model = active_model()
     assert model is not None and model.user_row([subject_hash("user", USER)]) >= 0
@@ -197,12 +223,15 @@ def test_erasure_leaves_nothing_identifying_anywhere(
             "customers deleted": 1,
             "orders anonymised": 2,
             "admin log entries deleted": 1,
-            "events deleted": 3,
+            "events deleted": 4,
             "profiles deleted": 1,  # the anonymous id was linked to the user before its events came
         },
         "demo shop": {"demo shop sessions deleted": 1},
         "recommendation models": {"people removed from model versions": 1},
+        "recommendation exposures": {"exposures anonymised": 1, "their outcomes kept without ids": 1},
     }
+    exposure = Exposure.objects.get(rec_id=REC_ID)  # the campaign's figures keep it, without ids
+    assert (exposure.user_id, exposure.anonymous_id, exposure.outcomes.count()) == ("", "", 1)
     # the model files no longer know them, serving reloads them, and nothing personal is served
     (model_directory,) = [path for path in settings.PZ_MODEL_DIR.iterdir() if path.is_dir()]
     hashed = subject_hash("user", USER)[:HASH_BYTES].encode()

@@ -128,7 +128,13 @@ def test_download_my_data(client: Client, django_capture_on_commit_callbacks: Dj
     assert response["Content-Disposition"] == 'attachment; filename="my-data.json"'
     document = json.loads(b"".join(response.streaming_content))  # type: ignore[attr-defined]
     assert document["subject"] == {"user_ids": ["user-anna"], "anonymous_ids": []}
-    assert set(document["stores"]) == {"consent", "tracking", "demo shop", "recommendation models"}
+    assert set(document["stores"]) == {
+        "consent",
+        "tracking",
+        "demo shop",
+        "recommendation models",
+        "recommendation exposures",
+    }
     assert [
         (r["purpose"], r["choice"], r["ip_address_truncated"]) for r in document["stores"]["consent"]["consent_records"]
     ] == [("analytics", "granted", "203.0.113.0")]
