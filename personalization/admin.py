@@ -1,3 +1,4 @@
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -6,14 +7,29 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect
-from django.urls import URLPattern, path
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from import_export.admin import ImportExportModelAdmin
 
-from personalization import services, tasks
-from personalization.models import Category, ModelVersion, Product, TunedParameters
+from consent.subjects import Subject
+from personalization import kpis, services, serving, tasks
+from personalization.models import (
+    Campaign,
+    CampaignVersion,
+    Category,
+    ModelVersion,
+    Placement,
+    Product,
+    Strategy,
+    TunedParameters,
+)
 from personalization.resources import SPREADSHEET_FORMATS, CategoryResource, ProductResource
+from personalization.services import campaigns as campaign_services
+from tracking.models import Customer
 
 
 class DepartmentFilter(admin.SimpleListFilter):
@@ -232,3 +248,272 @@ class TunedParametersAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+# --- placements and campaigns --------------------------------------------------------------------------
+
+
+@admin.register(Placement)
+class PlacementAdmin(admin.ModelAdmin):
+    list_display = ["key", "name", "kind", "latency_budget_ms", "default_limit", "is_active", "campaign_count"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["key", "name"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Placement]:
+        return super().get_queryset(request).annotate(campaign_count=Count("campaigns"))
+
+    @admin.display(description="campaigns", ordering="campaign_count")
+    def campaign_count(self, placement: Placement) -> int:
+        return placement.campaign_count  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: Placement, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        campaign_services.placement_saved()
+
+
+STRATEGY_KEYS = set(Strategy.values)
+DEVICES = {"desktop", "mobile", "tablet"}
+
+
+class CampaignForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        exclude: list[str] = []  # every editable field; the admin's fieldsets order them
+
+    def _list(self, name: str) -> list[Any]:
+        value = self.cleaned_data.get(name) or []
+        if not isinstance(value, list):
+            raise forms.ValidationError("Give a JSON list.")
+        return value
+
+    def clean_fallback_strategies(self) -> list[str]:
+        value = self._list("fallback_strategies")
+        unknown = [s for s in value if s not in STRATEGY_KEYS]
+        if unknown:
+            raise forms.ValidationError(f"Unknown strategies: {', '.join(map(str, unknown))}.")
+        return value
+
+    def clean_audience_countries(self) -> list[str]:
+        value = [str(c).upper() for c in self._list("audience_countries")]
+        wrong = [c for c in value if len(c) != 2 or not c.isalpha()]
+        if wrong:
+            raise forms.ValidationError(f"Use two-letter ISO codes: {', '.join(wrong)}.")
+        return value
+
+    def clean_audience_devices(self) -> list[str]:
+        value = self._list("audience_devices")
+        wrong = [d for d in value if d not in DEVICES]
+        if wrong:
+            raise forms.ValidationError(f"Devices are {', '.join(sorted(DEVICES))}; not {', '.join(map(str, wrong))}.")
+        return value
+
+    def clean_pins(self) -> list[dict[str, Any]]:
+        value = self._list("pins")
+        for pin in value:
+            if not (isinstance(pin, dict) and isinstance(pin.get("sku"), str) and isinstance(pin.get("position"), int)):
+                raise forms.ValidationError('Each pin is {"sku": "…", "position": 1}.')
+            if pin["position"] < 1:
+                raise forms.ValidationError("Positions start at 1.")
+        return value
+
+    def clean_boosts(self) -> list[dict[str, Any]]:
+        value = self._list("boosts")
+        for boost in value:
+            if not (
+                isinstance(boost, dict)
+                and boost.get("kind") in ("brand", "category")
+                and isinstance(boost.get("value"), str)
+                and isinstance(boost.get("factor"), int | float)
+                and boost["factor"] > 0
+            ):
+                raise forms.ValidationError(
+                    'Each boost is {"kind": "brand" or "category", "value": "…", "factor": 1.5}.'
+                )
+        return value
+
+
+class CampaignVersionInline(admin.TabularInline):
+    model = CampaignVersion
+    fields = ["version", "changed_by", "changed_at", "note", "rollback"]
+    readonly_fields = ["version", "changed_by", "changed_at", "note", "rollback"]
+    extra = 0
+    can_delete = False
+    ordering = ["-version"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="")
+    def rollback(self, version: CampaignVersion) -> str:
+        if version.version == version.campaign.version:
+            return "current"
+        url = reverse("admin:personalization_campaign_rollback", args=[version.campaign_id, version.version])
+        return format_html(
+            '<form method="post" action="{}"><input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+            '<button type="submit" class="button">Roll back to this version</button></form>',
+            url,
+            self._csrf,
+        )
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        self._csrf = get_token(request)
+        return super().get_formset(request, obj, **kwargs)
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    """Merchandisers configure what each slot shows here; every save is a version."""
+
+    form = CampaignForm
+    change_list_template = "admin/personalization/campaign/change_list.html"
+    change_form_template = "admin/personalization/campaign/change_form.html"
+    list_display = [
+        "name",
+        "placement",
+        "strategy",
+        "priority",
+        "is_active",
+        "starts_at",
+        "ends_at",
+        "version",
+        "updated_by",
+    ]
+    list_filter = ["placement", "strategy", "is_active", "exploration"]
+    search_fields = ["name", "placement__key"]
+    list_select_related = ["placement"]
+    readonly_fields = ["version", "updated_at", "updated_by", "created_at"]
+    inlines = [CampaignVersionInline]
+    fieldsets = [
+        (None, {"fields": ["placement", "name", "is_active", "priority", ("starts_at", "ends_at")]}),
+        ("What it shows", {"fields": ["strategy", "fallback_strategies", "limit"]}),
+        (
+            "Audience",
+            {"fields": ["audience_visitors", "audience_customers", "audience_countries", "audience_devices"]},
+        ),
+        (
+            "Business rules",
+            {
+                "fields": [
+                    "in_stock_only",
+                    ("exclude_purchased", "exclude_purchased_days"),
+                    "exclude_in_cart",
+                    ("include_categories", "exclude_categories"),
+                    ("include_brands", "exclude_brands"),
+                    ("min_price", "max_price"),
+                    ("min_price_ratio", "max_price_ratio"),
+                    "pins",
+                    "boosts",
+                    ("max_per_category", "diversity"),
+                ]
+            },
+        ),
+        ("Exploration", {"fields": ["exploration", "exploration_rate"], "classes": ["collapse"]}),
+        ("History", {"fields": ["version", "updated_by", "updated_at", "created_at"]}),
+    ]
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: Any, change: bool) -> None:
+        campaign_services.campaign_save(campaign=obj, by=str(request.user.get_username()))
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("performance/", view(self.performance), name="personalization_campaign_performance"),
+            path("<int:campaign_id>/preview/", view(self.preview), name="personalization_campaign_preview"),
+            path(
+                "<int:campaign_id>/rollback/<int:version>/",
+                view(self.rollback),
+                name="personalization_campaign_rollback",
+            ),
+            *super().get_urls(),
+        ]
+
+    def rollback(self, request: HttpRequest, campaign_id: int, version: int) -> HttpResponse:
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        if request.method != "POST" or campaign is None or not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        try:
+            restored = campaign_services.campaign_rollback(
+                campaign=campaign, version=version, by=str(request.user.get_username())
+            )
+        except campaign_services.CampaignError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+        else:
+            self.message_user(request, f"Rolled back to version {version}: this is version {restored.version}.")
+        return redirect("admin:personalization_campaign_change", campaign_id)
+
+    def preview(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
+        campaign = Campaign.objects.select_related("placement").filter(pk=campaign_id).first()
+        if campaign is None or not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        customer = request.GET.get("customer", "").strip()
+        product = request.GET.get("product", "").strip()
+        result, error = campaign_preview(campaign, customer, product) if customer else (None, "")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: {campaign.name}",
+            "campaign": campaign,
+            "opts": self.model._meta,
+            "customer": customer,
+            "product": product,
+            "result": result,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/personalization/campaign/preview.html", context)
+
+    def performance(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        days = int(request.GET.get("days", "30")) if request.GET.get("days", "30").isdigit() else 30
+        days = min(max(days, 1), 365)
+        until = timezone.now()
+        since = until - timedelta(days=days)
+        rows = kpis.campaign_kpis(since=since, until=until)
+        series = kpis.kpi_days(since=since, until=until)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Campaign performance",
+            "opts": self.model._meta,
+            "days": days,
+            "rows": rows,
+            "chart": kpi_chart(series),
+            "series": series,
+            "fallbacks": sorted(serving.fallback_counts(days=min(days, 40)).items()),
+        }
+        return TemplateResponse(request, "admin/personalization/campaign/performance.html", context)
+
+
+def campaign_preview(campaign: Campaign, customer: str, product: str) -> tuple[Any, str]:
+    """Exactly what the customer would get from the campaign's placement now (nothing is logged)."""
+    if not Customer.objects.filter(user_id=customer).exists():
+        return None, f"There is no customer {customer}."
+    if product and not Product.objects.filter(sku=product).exists():
+        return None, f"There is no product {product}."
+    served = serving.serve(
+        serving.ServeRequest(placement=campaign.placement.key, subject=Subject(user_id=customer), product=product)
+    )
+    if served.campaign is not None and served.campaign.id != campaign.pk:
+        return served, f"This customer gets another campaign of the placement now: {served.campaign.name}."
+    return served, ""
+
+
+def kpi_chart(series: list[Any], width: int = 720, height: int = 180) -> dict[str, Any]:
+    """Polylines of impressions and clicks per day, for an inline SVG (no JavaScript)."""
+    if not series:
+        return {}
+    top = max(max(k.impressions, k.clicks, k.served) for _, k in series) or 1
+    step = width / max(len(series) - 1, 1)
+
+    def line(values: list[int]) -> str:
+        return " ".join(f"{i * step:.1f},{height - v / top * (height - 10):.1f}" for i, v in enumerate(values))
+
+    return {
+        "width": width,
+        "height": height,
+        "served": line([k.served for _, k in series]),
+        "impressions": line([k.impressions for _, k in series]),
+        "clicks": line([k.clicks for _, k in series]),
+        "top": top,
+        "first": series[0][0],
+        "last": series[-1][0],
+    }

@@ -168,3 +168,17 @@ class WriteKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "description": "A source's public write key (pzw_…) as the user name, empty password; "
             "or `writeKey` in the JSON body.",
         }
+
+
+class WriteKeyQueryAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The write key as the writeKey parameter; the same view also takes HTTP Basic and the secret
+    key, which the other schemes describe."""
+
+    target_class = "tracking.authentication.WriteKeyQueryAuthentication"
+    name = "writeKeyParameter"
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return [{"writeKeyParameter": []}, {"writeKey": []}, {"secretKey": []}]
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "query", "name": "writeKey", "description": "The source's public write key."}

@@ -3,9 +3,9 @@
 Every later issue that stores personal data registers its store and extends ``seed_everything``.
 """
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-import uuid
 from decimal import Decimal
 from typing import Any
 

@@ -1,0 +1,185 @@
+"""The recommendation API against a bare Django view served the same way, in one run.
+
+    .venv/bin/python bench/serve.py [--duration 15] [--rate 500] [--skip-load]
+
+Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
+1. loads the whole of UCI Online Retail into a fresh database `pz_bench_serve` and trains the
+   recommenders (`--skip-load` reuses an earlier run's);
+2. serves the product with granian (2 WSGI workers, as `make run` does), DEBUG off, Redis db 12;
+3. with wrk (2 threads), for --duration seconds each, at a fixed --rate (each connection paced)
+   and then flat out (16 connections, maximum throughput):
+   - bare: GET a bare Django view (bench/urls.py): the ceiling of the server and the middleware;
+   - personalized: GET /api/v1/recommendations?placement=home&userId=… with the secret key, a
+     different known customer each request (consent, live profile, the model, the rules);
+   - anonymous: the same with the write key for a new browser each request (no consent yet:
+     the shared, cached non-personalized answer).
+The exposure of every answer goes through the Redis Stream (nobody consumes it here).
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets" / "online_retail" / "online_retail.csv.gz"
+DATABASE = "pz_bench_serve"
+PORT = 8098
+ENVIRONMENT = {
+    **os.environ,
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+    "REDIS_URL": "redis://127.0.0.1:6379/12",
+    "DJANGO_SETTINGS_MODULE": "bench.settings",
+    "DEBUG": "0",
+    "SECRET_KEY": "bench-only-secret-key-0000000000000000000000000000000000000",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "0",
+    "CONN_MAX_AGE": "60",
+    "PZ_MODEL_DIR": str(ROOT / "var" / "bench-serve-models"),
+    "PYTHONPATH": str(ROOT),
+}
+
+
+def manage(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=ENVIRONMENT, check=True, stdout=subprocess.DEVNULL
+    )
+
+
+def setup(skip_load: bool) -> tuple[str, str, list[str]]:
+    if not skip_load:
+        for sql in (f"DROP DATABASE IF EXISTS {DATABASE}", f"CREATE DATABASE {DATABASE}"):
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
+        manage("migrate", "-v0")
+        manage("load_online_retail", str(DATA), "--no-progress")
+        manage("train_models", "--activate", "always")
+    os.environ.update(ENVIRONMENT)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from personalization.models import Placement
+    from tracking.models import Customer, Source
+    from tracking.services import source_create
+
+    Placement.objects.update(latency_budget_ms=50)
+    Source.objects.filter(name="Bench").delete()
+    keys = source_create(name="Bench")
+    customers = list(Customer.objects.order_by("?").values_list("user_id", flat=True)[:2000])
+    return keys.write_key, keys.secret_key, customers
+
+
+def serve() -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/granian"), "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
+         "--port", str(PORT), "config.wsgi:application"],
+        cwd=ROOT, env=ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("granian did not start")
+
+
+def script(paths: list[str], headers: dict[str, str], connections: int, rate: float | None) -> str:
+    """A wrk script cycling through ``paths``; with ``rate``, each connection waits its share."""
+    lines = [f"local paths = {json.dumps(paths).replace('[', '{').replace(']', '}')}", "local n = 0"]
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    lines += ["request = function()", "  n = n + 1", '  return wrk.format("GET", paths[(n % #paths) + 1])', "end"]
+    if rate:
+        lines += ["delay = function()", f"  return {connections * 1000 / rate:.3f}", "end"]
+    return "\n".join(lines) + "\n"
+
+
+def wrk(
+    paths: list[str], headers: dict[str, str], duration: int, connections: int, rate: float | None
+) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script(paths, headers, connections, rate))
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "-s",
+        handle.name,
+        f"http://127.0.0.1:{PORT}/",
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    os.unlink(handle.name)
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if match is None:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    requests = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    return {
+        "requests_per_s": float(requests.group(1)) if requests else float("nan"),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--skip-load", action="store_true")
+    options = parser.parse_args()
+    write_key, secret_key, customers = setup(options.skip_load)
+    subprocess.run(["redis-cli", "-n", "12", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
+    cases = {
+        "bare view (baseline)": (["/bench/bare"], {}),
+        "personalized (userId, secret key)": (
+            [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers],
+            {"Authorization": f"Bearer {secret_key}"},
+        ),
+        "anonymous (new browser, write key)": (
+            [f"/api/v1/recommendations?placement=home&anonymousId=b{n}&writeKey={write_key}" for n in range(2000)],
+            {},
+        ),
+    }
+    server = serve()
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        for name, (paths, headers) in cases.items():
+            wrk(paths, headers, 3, 4, None)  # warm the workers (imports, model load, caches)
+            results[name] = {
+                "rate": wrk(paths, headers, options.duration, 10, options.rate),
+                "max": wrk(paths, headers, options.duration, 16, None),
+            }
+            print(name, json.dumps(results[name]), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    bare = results["bare view (baseline)"]["max"]["requests_per_s"]
+    print(f"\n{'case':<38} {'at ' + str(int(options.rate)) + ' req/s':>22} {'flat out':>30}")
+    print(f"{'':<38} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'× bare':>7}")
+    for name, result in results.items():
+        rate, top = result["rate"], result["max"]
+        ratio = top["requests_per_s"] / bare
+        print(
+            f"{name:<38} {rate['requests_per_s']:>8.0f} {rate['p50_ms']:>7.2f} {rate['p99_ms']:>7.2f} "
+            f"{top['requests_per_s']:>8.0f} {top['p50_ms']:>7.2f} {top['p99_ms']:>7.2f} {ratio:>7.2f}"
+        )
+        if rate["errors"] or top["errors"]:
+            print(f"  non-2xx answers: {rate['errors']:.0f} at the rate, {top['errors']:.0f} flat out")
+
+
+if __name__ == "__main__":
+    main()
