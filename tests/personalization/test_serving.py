@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from consent.services import consent_record
 from consent.subjects import Subject
@@ -193,7 +194,7 @@ def test_a_strategy_slower_than_the_budget_gives_the_precomputed_list_and_is_cou
     body = ask(client, shop, placement="home", anonymousId="slow").json()
     assert (body["personalized"], body["strategy"], body["campaign"]) == (False, "trending", None)
     assert body["note"] == "the precomputed list (over the latency budget)" and len(body["items"]) == 8
-    day = serving.timezone.now().strftime("%Y-%m-%d")
+    day = timezone.now().strftime("%Y-%m-%d")
     assert serving.fallback_counts()[(day, "home", "budget")] == 1
 
 

@@ -1,0 +1,210 @@
+"""Serving a placement: which campaign, which strategy and fallbacks, which rules, within which budget.
+
+``serve(request)`` answers one request of the recommendation API:
+
+1. The placement's campaigns (cached in the process, reloaded within a second of a change) and
+   the visitor's facts pick the campaign: the highest-priority live one whose audience matches.
+   Without ``personalization`` consent only what the request itself says (country, device) is
+   used, and the answer is not personalized.
+2. Its strategy, then each fallback in turn, fills the slot until it has ``limit`` items: a
+   strategy that returns too few, or fails, hands over to the next. The campaign's business rules
+   apply to every strategy's candidates.
+3. All this runs within the placement's latency budget. Past it (or on an unexpected error) the
+   answer is the precomputed non-personalized list of the placement (trending in the context,
+   cached), and the fallback is counted.
+4. Exploration, when the campaign asks for it, reorders the slot and logs each item's propensity.
+
+The exposure (rec_id, placement, campaign, strategy, items, positions, propensities) is logged by
+the view through the event stream, never by an insert here.
+"""
+
+import hashlib
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections
+from django.utils import timezone
+
+from consent.selectors import consent_allows
+from personalization.model_store import active_pointer
+from personalization.models import Placement, Product
+from personalization.recommendations import Context, recommendations_for_visitor
+from personalization.serving.requests import Served, ServedItem, ServeRequest
+from personalization.serving.slots import campaign_click_stats, serve_inside, slot_limit
+from personalization.serving.specs import (
+    CampaignSpec,
+    PlacementSpec,
+    UnknownPlacement,
+    campaign_spec,
+    campaigns_changed,
+    forget_placements,
+    placement_spec,
+)
+from personalization.serving.strategies import STRATEGY_FUNCTIONS
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_LIST_SECONDS = 300
+ANSWER_SECONDS = 60  # a non-personalized answer is shared this long
+
+__all__ = [
+    "STRATEGY_FUNCTIONS",
+    "CampaignSpec",
+    "PlacementSpec",
+    "ServeRequest",
+    "Served",
+    "ServedItem",
+    "UnknownPlacement",
+    "campaign_click_stats",
+    "campaign_spec",
+    "campaigns_changed",
+    "fallback_counts",
+    "forget_placements",
+    "placement_spec",
+    "serve",
+]
+
+
+_executor = ThreadPoolExecutor(max_workers=settings.PZ_SERVING_THREADS, thread_name_prefix="pz-serve")
+
+
+def _in_worker(request: ServeRequest, spec: PlacementSpec, now: datetime, allowed: bool) -> Served:
+    close_old_connections()
+    try:
+        return serve_inside(request, spec, now, allowed)
+    finally:
+        close_old_connections()
+
+
+def fallback_count(placement: str, reason: str) -> None:
+    key = f"personalization:fallbacks:{timezone.now():%Y-%m-%d}:{placement}:{reason}"
+    cache.add(key, 0, 40 * 86_400)
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, 40 * 86_400)
+
+
+def fallback_counts(days: int = 14) -> dict[tuple[str, str, str], int]:
+    """``{(day, placement, reason): count}`` of the last days' fallbacks."""
+    today = timezone.now().date()
+    placements = list(Placement.objects.values_list("key", flat=True))
+    keys = {
+        f"personalization:fallbacks:{today - timedelta(days=n):%Y-%m-%d}:{p}:{r}": (
+            f"{today - timedelta(days=n):%Y-%m-%d}",
+            p,
+            r,
+        )
+        for n in range(days)
+        for p in placements
+        for r in ("budget", "error")
+    }
+    return {keys[k]: int(v) for k, v in cache.get_many(list(keys)).items()}
+
+
+def precomputed_list(spec: PlacementSpec, request: ServeRequest, limit: int) -> list[ServedItem]:
+    """The placement's non-personalized list for the context: trending in the category of the
+    page (or of the product on it), for the request's country; kept in the cache 5 minutes."""
+    key = f"personalization:precomputed:{spec.key}:{request.category}:{request.product}:{request.country}:{limit}"
+    entries: list[tuple[int, float]] | None = cache.get(key)
+    if entries is None:
+        category = request.category
+        if not category and request.product:
+            product = Product.objects.select_related("category").filter(sku=request.product).first()
+            category = product.category.path if product is not None and product.category else ""
+        context = Context(product=request.product, category=category, country=request.country)
+        found = recommendations_for_visitor(request.subject, context, limit, "trending")
+        entries = [(item.product.pk, item.score) for item in found.items]
+        cache.set(key, entries, FALLBACK_LIST_SECONDS)
+    products = Product.objects.select_related("category").in_bulk([pk for pk, _ in entries])
+    return [
+        ServedItem(products[pk], position, score, {"recommender": "trending", "strategy": "trending"})
+        for position, (pk, score) in enumerate(((pk, s) for pk, s in entries if pk in products), start=1)
+    ]
+
+
+def _answer_key(request: ServeRequest, spec: PlacementSpec) -> str:
+    """The cache key of a non-personalized answer: everything it depends on."""
+    campaigns = ",".join(f"{c.id}.{c.version}" for c in spec.campaigns)
+    model = active_pointer()
+    parts = (
+        spec.key,
+        campaigns,
+        model,
+        request.product,
+        request.category,
+        request.country,
+        request.device,
+        request.limit,
+    )
+    return "personalization:answer:" + hashlib.sha256(repr(parts).encode()).hexdigest()[:40]
+
+
+def _cached(key: str) -> Served | None:
+    """A non-personalized answer from the cache, with a rec_id of its own; products deactivated
+    since are left out."""
+    entry: dict[str, Any] | None = cache.get(key)
+    if entry is None:
+        return None
+    products = Product.objects.select_related("category").filter(is_active=True).in_bulk([i[0] for i in entry["items"]])
+    items = [
+        ServedItem(products[pk], position, score, reason, propensity)
+        for position, (pk, score, reason, propensity) in enumerate(
+            (i for i in entry["items"] if i[0] in products), start=1
+        )
+    ]
+    return Served(uuid.uuid4(), entry["placement"], entry["campaign"], entry["strategy"], items, False, entry["note"])
+
+
+def _cache_answer(key: str, served: Served) -> None:
+    items = [(i.product.pk, i.score, i.reason, i.propensity) for i in served.items]
+    entry = {
+        "placement": served.placement,
+        "campaign": served.campaign,
+        "strategy": served.strategy,
+        "note": served.note,
+        "items": items,
+    }
+    cache.set(key, entry, ANSWER_SECONDS)
+
+
+def serve(request: ServeRequest) -> Served:
+    """The answer to one request, within the placement's latency budget (see the module)."""
+    spec = placement_spec(request.placement)
+    now = request.now or timezone.now()
+    allowed = consent_allows(subject=request.subject, purpose="personalization", jurisdiction=request.country or None)
+    key = None
+    if not allowed:  # the answer does not depend on who asks: shared through the cache
+        key = _answer_key(request, spec)
+        cached = _cached(key)
+        if cached is not None:
+            return cached
+    future = _executor.submit(_in_worker, request, spec, now, allowed)
+    try:
+        served = future.result(timeout=spec.budget_ms / 1000)
+    except FutureTimeout:
+        reason = "budget"
+    except Exception:
+        logger.exception("serving placement %s failed", spec.key)
+        reason = "error"
+    else:
+        if key is not None and not served.personalized and served.items:
+            _cache_answer(key, served)
+        return served
+    fallback_count(spec.key, reason)
+    return Served(
+        rec_id=uuid.uuid4(),
+        placement=spec.key,
+        campaign=None,
+        strategy="trending",
+        items=precomputed_list(spec, request, slot_limit(request, spec, None)),
+        personalized=False,
+        note=f"the precomputed list ({'over the latency budget' if reason == 'budget' else 'an error'})",
+        fallback=reason,
+    )

@@ -1,0 +1,175 @@
+"""Filling a slot: the campaign for the visitor, its strategy then fallbacks, the rules, exploration."""
+
+import logging
+import random
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+
+from personalization import exploration
+from personalization.campaign_rules import Audience, CampaignChoice, Candidate, Rules, campaign_choose, rules_apply
+from personalization.models import Campaign, Exposure, ExposureOutcome, Product
+from personalization.recommendations import Visit
+from personalization.serving.requests import Served, ServedItem, ServeRequest, Situation
+from personalization.serving.specs import CampaignSpec, PlacementSpec
+from personalization.serving.strategies import STRATEGY_FUNCTIONS, candidate_of, visitor_facts
+from tracking.selectors import LiveProfile, live_profile, purchased_skus
+
+logger = logging.getLogger(__name__)
+
+PERSONAL = {"personalized", "buy_again", "recently_viewed"}
+
+
+def _situation(request: ServeRequest, allowed: bool) -> Situation:
+    subject = request.subject
+    profile: LiveProfile | None = (
+        live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id) if allowed else None
+    )
+    context_product = (
+        Product.objects.select_related("category").filter(sku=request.product).first() if request.product else None
+    )
+    return Situation(
+        request=request,
+        visit=Visit(personalization_allowed=allowed, profile=profile),
+        context_product=context_product,
+        cart=list(profile.cart) if profile is not None else [],
+        excluded=frozenset(),
+    )
+
+
+def _excluded_skus(spec: CampaignSpec, situation: Situation, now: datetime) -> frozenset[str]:
+    request = situation.request
+    skus = {request.product} - {""}
+    if spec.exclude_in_cart:
+        skus |= set(situation.cart)
+    if spec.exclude_purchased and situation.visit.personalization_allowed:
+        since = now - timedelta(days=spec.exclude_purchased_days) if spec.exclude_purchased_days else None
+        skus |= purchased_skus(user_id=request.subject.user_id, anonymous_id=request.subject.anonymous_id, since=since)
+    return frozenset(skus)
+
+
+def _chained(candidates: list[Candidate], rank: int) -> list[Candidate]:
+    """Candidates of the ``rank``-th strategy of the chain, scored so that the main strategy's come
+    first and each fallback's after (the rules then see one ranked list)."""
+    if not candidates:
+        return []
+    scores = [c.score for c in candidates]
+    low, span = min(scores), (max(scores) - min(scores)) or 1.0
+    return [replace(c, score=(c.score - low) / span * 0.99 + 1000 - rank) for c in candidates]
+
+
+def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -> tuple[list[ServedItem], list[str]]:
+    """The campaign's strategy, then its fallbacks, until the slot is full; the rules apply to all."""
+    excluded = _excluded_skus(spec, situation, now)
+    situation = replace(situation, excluded=excluded)
+    rules = replace(spec.rules, exclude_skus=excluded)
+    pins = [pin.sku for pin in rules.pins]
+    pinned_products = {
+        p.sku: p for p in Product.objects.select_related("category").filter(sku__in=pins, is_active=True)
+    }
+    pinned = {sku: candidate_of(p, 0.0, {"recommender": "pinned"}) for sku, p in pinned_products.items()}
+    products: dict[str, Product] = dict(pinned_products)
+    merged: list[Candidate] = []
+    tried: list[str] = []
+    context_price = float(situation.context_product.price) if situation.context_product is not None else None
+    shown = []
+    for rank, name in enumerate(dict.fromkeys((spec.strategy, *spec.fallbacks))):
+        try:
+            found = STRATEGY_FUNCTIONS[name](name, situation, 3 * limit + 20)
+        except Exception:
+            logger.exception("strategy %s of campaign %s failed", name, spec.id)
+            tried.append(f"{name} (failed)")
+            continue
+        tried.append(name)
+        for product, _ in found:
+            products.setdefault(product.sku, product)
+        merged += _chained([replace(c, reason={**c.reason, "strategy": name}) for _, c in found], rank)
+        shown = rules_apply(merged, rules, k=limit, context_price=context_price, pinned=pinned)
+        if len(shown) >= limit:
+            break
+    items = [
+        ServedItem(
+            product=products[s.candidate.sku],
+            position=s.position,
+            score=round(s.candidate.score, 6),
+            reason={**s.candidate.reason, **({"rules": list(s.rules)} if s.rules else {})},
+        )
+        for s in shown
+    ]
+    return items, tried
+
+
+def _explore(spec: CampaignSpec, situation: Situation, items: list[ServedItem], limit: int) -> list[ServedItem]:
+    """Reorder the slot by the campaign's exploration policy, with each item's propensity."""
+    rng = random.Random()  # noqa: S311 (exploration, not security)
+    ranked = [item.product.sku for item in items]
+    if spec.exploration == Campaign.Exploration.EPSILON_GREEDY:
+        explored = exploration.epsilon_greedy(ranked, limit, spec.exploration_rate, rng)
+    else:
+        explored = exploration.thompson(ranked, limit, campaign_click_stats(spec.id), rng)
+    by_sku = {item.product.sku: item for item in items}
+    return [
+        replace(by_sku[sku], position=position, propensity=round(propensity, 6))
+        for position, (sku, propensity) in enumerate(zip(explored.items, explored.propensities, strict=True), start=1)
+    ]
+
+
+def campaign_click_stats(campaign_id: int) -> dict[str, tuple[int, int]]:
+    """``{sku: (impressions, clicks)}`` of a campaign's items, for Thompson sampling (cached 5 minutes)."""
+    key = f"personalization:campaign-stats:{campaign_id}"
+    stats: dict[str, tuple[int, int]] | None = cache.get(key)
+    if stats is None:
+        stats = {}
+        impressions: dict[str, int] = {}
+        for items in Exposure.objects.filter(campaign_id=campaign_id, outcomes__kind="impression").values_list(
+            "items", flat=True
+        ):
+            for item in items:
+                impressions[item["sku"]] = impressions.get(item["sku"], 0) + 1
+        clicks: dict[str, int] = {}
+        for sku in ExposureOutcome.objects.filter(exposure__campaign_id=campaign_id, kind="click").values_list(
+            "sku", flat=True
+        ):
+            clicks[sku] = clicks.get(sku, 0) + 1
+        stats = {sku: (count, clicks.get(sku, 0)) for sku, count in impressions.items()}
+        cache.set(key, stats, 300)
+    return stats
+
+
+def serve_inside(request: ServeRequest, spec: PlacementSpec, now: datetime, allowed: bool) -> Served:
+    situation = _situation(request, allowed)
+    campaign = campaign_choose([c.choice for c in spec.campaigns], visitor_facts(request, situation.visit), now)
+    chosen = next((c for c in spec.campaigns if campaign is not None and c.id == campaign.id), None)
+    if chosen is None:
+        chosen = CampaignSpec(
+            0, "", 0, "trending", (), None, CampaignChoice(0, 0, Audience()), Rules(), False, None, True, "none", 0.0
+        )
+    limit = slot_limit(request, spec, chosen)
+    items, tried = _fill(chosen, situation, limit, now)
+    if chosen.exploration != Campaign.Exploration.NONE and items:
+        items = _explore(chosen, situation, items, limit)
+    strategies = [item.reason.get("strategy", "") for item in items]
+    answered = [name for name in dict.fromkeys((chosen.strategy, *chosen.fallbacks)) if name in strategies]
+    personalized = situation.visit.personalization_allowed and any(s in PERSONAL for s in strategies)
+    note = ""
+    if not situation.visit.personalization_allowed:
+        note = "no personalization consent"
+    elif not personalized and chosen.strategy in PERSONAL:
+        note = "cold start: nothing known of this visitor yet"
+    return Served(
+        rec_id=uuid.uuid4(),
+        placement=spec.key,
+        campaign=chosen if chosen.id else None,
+        strategy=answered[0] if answered else chosen.strategy,  # the first of the chain that gave items
+        items=items,
+        personalized=personalized,
+        note=note if chosen.id else (note or "no campaign matches this visitor"),
+        strategies_tried=tried,
+    )
+
+
+def slot_limit(request: ServeRequest, spec: PlacementSpec, campaign: CampaignSpec | None) -> int:
+    """The request's limit, else the campaign's, else the placement's; at most 50."""
+    return min(request.limit or (campaign.limit if campaign else None) or spec.default_limit, 50)
