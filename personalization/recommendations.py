@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from consent.selectors import consent_allows, linked_user, subject_hash
 from consent.subjects import Subject
+from personalization.catalog_snapshot import catalog_snapshot
 from personalization.model_store import LoadedModel, active_model
 from personalization.models import Product
 from personalization.recommenders.base import ItemToItem, Visitors, top_k
@@ -93,42 +94,33 @@ def _session(model: LoadedModel, profile: LiveProfile | None) -> sp.csr_matrix:
     return sp.csr_matrix((values, (np.zeros(len(columns), dtype=np.int64), columns)), shape=(1, model.n_items))
 
 
-def _available(candidates: list[int], model: LoadedModel, context: Context, k: int) -> list[tuple[int, Product]]:
-    """The first ``k`` candidates (item rows, best first) that may be shown, with their products:
-    one light query for which are active (and in stock), one for the ``k`` products shown."""
-    ids = [int(model.product_ids[row]) for row in candidates]
-    allowed = Product.objects.filter(pk__in=ids, is_active=True)
+@dataclass
+class Ranked:
+    """Item rows of the active model, best first, that may be shown as far as this process's
+    catalog snapshot knows, with their scores and reasons: what the serving layer filters with
+    the campaign's rules before it reads the few products it shows."""
+
+    model: LoadedModel | None
+    rows: list[int]
+    scores: list[float]
+    reasons: list[dict[str, Any]]
+    strategy: str
+    personalized: bool
+    note: str = ""
+    signals: list[str] = field(default_factory=list)
+
+
+def _rows(scores: np.ndarray, model: LoadedModel, context: Context, limit: int, excluded: np.ndarray) -> list[int]:
+    """The best ``limit`` rows by score that may be shown: active (and in stock, if the context
+    says), in the context's category, not excluded."""
+    snapshot = catalog_snapshot(model)
+    allowed = snapshot.active & ~excluded
     if context.in_stock_only:
-        allowed = allowed.filter(in_stock=True)
-    showable = set(allowed.exclude(sku__in=[context.product, *context.exclude]).values_list("pk", flat=True))
-    chosen = [(row, pk) for row, pk in zip(candidates, ids, strict=True) if pk in showable][:k]
-    products = Product.objects.select_related("category").in_bulk([pk for _, pk in chosen])
-    return [(row, products[pk]) for row, pk in chosen if pk in products]
-
-
-def _ranked(scores: np.ndarray, model: LoadedModel, context: Context, limit: int, excluded: np.ndarray) -> list[int]:
-    """The best ``limit`` item rows by score, in the context's category, not excluded."""
-    scores = np.array(scores, dtype=np.float64)
+        allowed &= snapshot.in_stock
     if context.category:
-        scores[~model.in_category(context.category)] = -np.inf
-    scores[excluded] = -np.inf
-    return [int(i) for i in top_k(scores, min(int(np.isfinite(scores).sum()), limit))]
-
-
-def _select(
-    scores: np.ndarray, model: LoadedModel, context: Context, k: int, excluded: np.ndarray
-) -> list[tuple[int, Product]]:
-    """The best ``k`` items that may be shown; candidates are checked against the catalog in
-    growing chunks (one query each), so a deactivated product is never shown, even in the
-    minute after it was deactivated."""
-    ranked = _ranked(scores, model, context, 10 * k + 200, excluded)
-    chosen: list[tuple[int, Product]] = []
-    start = 0
-    while len(chosen) < k and start < len(ranked):
-        size = 3 * k + 20 if start == 0 else 10 * k + 200
-        chosen += _available(ranked[start : start + size], model, context, k - len(chosen))
-        start += size
-    return chosen
+        allowed &= model.in_category(context.category)
+    scores = np.where(allowed, np.asarray(scores, dtype=np.float64), -np.inf)
+    return [int(i) for i in top_k(scores, min(int(allowed.sum()), limit))]
 
 
 def _excluded(model: LoadedModel, context: Context, row: int) -> np.ndarray:
@@ -143,40 +135,61 @@ def _excluded(model: LoadedModel, context: Context, row: int) -> np.ndarray:
     return excluded
 
 
-def _non_personal(model: LoadedModel | None, context: Context, k: int, strategy: str, note: str) -> Recommendations:
-    """What is trending (or most popular) in the context; without a model, the recent bestsellers."""
-    if model is None:
-        products = bestsellers(limit=k * 3 + len(context.exclude) + 1)
-        if context.category:
-            products = [
-                p for p in products if p.category and (p.category.path + " > ").startswith(context.category + " > ")
-            ]
-        products = [p for p in products if p.sku not in context.exclude and p.sku != context.product][:k]
-        return Recommendations(
-            [Recommendation(p, 0.0, {"recommender": "bestsellers"}) for p in products],
-            "bestsellers",
-            personalized=False,
-            model_version=None,
-            note=note or "no trained model yet",
-        )
+def _ranked(
+    model: LoadedModel, scores: np.ndarray, context: Context, k: int, excluded: np.ndarray, **fields: Any
+) -> Ranked:
+    reason = fields.pop("reason", None)
+    parts = fields.pop("parts", {})
+    rows = _rows(scores, model, context, k, excluded)
+    reasons = [_reason(fields["strategy"], parts, row) if reason is None else dict(reason) for row in rows]
+    return Ranked(model, rows, [float(scores[row]) for row in rows], reasons, **fields)
+
+
+def _non_personal(model: LoadedModel | None, context: Context, k: int, strategy: str, note: str) -> Ranked:
+    """What is trending (or most popular) in the context."""
     name = "popular" if strategy == "popular" else "trending"
-    component = model.hybrid.components[name]
+    if model is None:
+        return Ranked(None, [], [], [], name, personalized=False, note=note or "no trained model yet")
     visitors = Visitors(
         rows=np.array([-1]),
         history=sp.csr_matrix((1, model.n_items)),
         session=sp.csr_matrix((1, model.n_items)),
         countries=[context.country],
     )
-    scores = component.score(visitors)[0]
-    chosen = _select(scores, model, context, k, _excluded(model, context, -1))
-    return Recommendations(
-        [Recommendation(p, float(scores[row]), {"recommender": name}) for row, p in chosen],
-        name,
+    scores = model.hybrid.components[name].score(visitors)[0]
+    return _ranked(
+        model,
+        scores,
+        context,
+        k,
+        _excluded(model, context, -1),
+        reason={"recommender": name},
+        strategy=name,
         personalized=False,
-        model_version=model.version_id,
         note=note,
         signals=["country"] if context.country and name == "trending" else [],
     )
+
+
+def products_for(ranked: Ranked, context: Context, k: int) -> list[Recommendation]:
+    """The products of the best ``k`` ranked rows, read now: active, and in stock if the context
+    says (one query, with a few spare rows for what changed since the snapshot)."""
+    if ranked.model is None or not ranked.rows:
+        return []
+    model = ranked.model
+    wanted = ranked.rows[: k + 10]
+    products = Product.objects.select_related("category").filter(
+        pk__in=[int(model.product_ids[row]) for row in wanted], is_active=True
+    )
+    if context.in_stock_only:
+        products = products.filter(in_stock=True)
+    by_pk = {product.pk: product for product in products}
+    shown = []
+    for row, score, reason in zip(ranked.rows, ranked.scores, ranked.reasons, strict=False):
+        product = by_pk.get(int(model.product_ids[row]))
+        if product is not None:
+            shown.append(Recommendation(product, score, reason))
+    return shown[:k]
 
 
 @dataclass(frozen=True)
@@ -187,15 +200,15 @@ class Visit:
     profile: LiveProfile | None
 
 
-def recommendations_for_visitor(
+def rank_for_visitor(
     subject: Subject,
     context: Context | None = None,
     k: int = 10,
     strategy: str = "personalized",
     *,
     visit: Visit | None = None,
-) -> Recommendations:
-    """The ``k`` products to show this visitor now, best first, with the reason for each."""
+) -> Ranked:
+    """The best ``k`` item rows for this visitor now (see ``recommendations_for_visitor``)."""
     if strategy not in STRATEGIES:
         raise UnknownStrategy(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     context = context or Context()
@@ -235,12 +248,60 @@ def recommendations_for_visitor(
         scores = sum((part[0] for part in parts.values()), np.zeros(model.n_items))
     else:
         parts, scores = {}, recommender.score(visitors)[0]
-    chosen = _select(scores, model, context, k, _excluded(model, context, row))
-    items = [Recommendation(p, float(scores[r]), _reason(strategy, parts, r)) for r, p in chosen]
     signals = [
         name for name, used in (("history", row >= 0), ("session", session.nnz > 0), ("country", bool(country))) if used
     ]
-    return Recommendations(items, strategy, personalized=True, model_version=model.version_id, signals=signals)
+    return _ranked(
+        model,
+        scores,
+        context,
+        k,
+        _excluded(model, context, row),
+        parts=parts,
+        strategy=strategy,
+        personalized=True,
+        signals=signals,
+    )
+
+
+def recommendations_for_visitor(
+    subject: Subject,
+    context: Context | None = None,
+    k: int = 10,
+    strategy: str = "personalized",
+    *,
+    visit: Visit | None = None,
+) -> Recommendations:
+    """The ``k`` products to show this visitor now, best first, with the reason for each."""
+    context = context or Context()
+    ranked = rank_for_visitor(subject, context, k + 10, strategy, visit=visit)
+    if ranked.model is None:
+        return _bestsellers(context, k, ranked.note)
+    return Recommendations(
+        products_for(ranked, context, k),
+        ranked.strategy,
+        personalized=ranked.personalized,
+        model_version=ranked.model.version_id,
+        note=ranked.note,
+        signals=ranked.signals,
+    )
+
+
+def _bestsellers(context: Context, k: int, note: str) -> Recommendations:
+    """Before any training: the recent bestsellers, from the orders."""
+    products = bestsellers(limit=k * 3 + len(context.exclude) + 1)
+    if context.category:
+        products = [
+            p for p in products if p.category and (p.category.path + " > ").startswith(context.category + " > ")
+        ]
+    products = [p for p in products if p.sku not in context.exclude and p.sku != context.product][:k]
+    return Recommendations(
+        [Recommendation(p, 0.0, {"recommender": "bestsellers"}) for p in products],
+        "bestsellers",
+        personalized=False,
+        model_version=None,
+        note=note or "no trained model yet",
+    )
 
 
 def _reason(strategy: str, parts: dict[str, np.ndarray], row: int) -> dict[str, Any]:
@@ -252,34 +313,37 @@ def _reason(strategy: str, parts: dict[str, np.ndarray], row: int) -> dict[str, 
     return {"recommender": best, "share": round(values[best] / total, 3) if total > 0 else 1.0}
 
 
+def rank_similar(product: str, k: int = 10, kind: str = "similar", context: Context | None = None) -> Ranked:
+    """Item rows related to one product (by SKU), best first: ``similar`` (content),
+    ``bought_together`` or ``viewed_together``; empty when the model does not know the product."""
+    if kind not in SIMILAR_KINDS:
+        raise UnknownStrategy(f"unknown kind {kind!r}; use one of {', '.join(SIMILAR_KINDS)}")
+    context = context or Context(product=product)
+    model = active_model()
+    component = model.hybrid.components.get(SIMILAR_KINDS[kind]) if model is not None else None
+    if model is None or product not in model.row_of_sku or not isinstance(component, ItemToItem):
+        return Ranked(model, [], [], [], kind, personalized=False, note="unknown product")
+    neighbours, values = component.similar(model.row_of_sku[product], 10 * k + 50)
+    scores = np.full(model.n_items, -np.inf)
+    scores[neighbours] = values
+    excluded = _excluded(model, context, -1) | ~np.isfinite(scores)
+    reason = {"recommender": SIMILAR_KINDS[kind], "because": product}
+    return _ranked(model, scores, context, k, excluded, reason=reason, strategy=kind, personalized=False)
+
+
 def similar_items(product: str, k: int = 10, kind: str = "similar") -> Recommendations:
     """Products related to one (by SKU): ``similar`` (content), ``bought_together`` or
     ``viewed_together``. Filled up with what is trending in its category when the model knows too
     few (a new product, a rare one)."""
-    if kind not in SIMILAR_KINDS:
-        raise UnknownStrategy(f"unknown kind {kind!r}; use one of {', '.join(SIMILAR_KINDS)}")
-    model = active_model()
     anchor = product_get(sku=product)
     category = anchor.category.path if anchor is not None and anchor.category else ""
-    context = Context(product=product, category=category)
-    if model is None or product not in model.row_of_sku:
-        fallback = _non_personal(model, context, k, "trending", "")
-        return Recommendations(fallback.items, fallback.strategy, False, fallback.model_version, note="unknown product")
-    component = model.hybrid.components.get(SIMILAR_KINDS[kind])
-    chosen: list[tuple[int, Product]] = []
-    if isinstance(component, ItemToItem):
-        rows, scores = component.similar(model.row_of_sku[product], 3 * k + 20)
-        chosen = _available([int(r) for r in rows], model, Context(product=product), k)
-        by_row = dict(zip(rows.tolist(), scores.tolist(), strict=True))
-        items = [
-            Recommendation(p, by_row[r], {"recommender": SIMILAR_KINDS[kind], "because": product}) for r, p in chosen
-        ]
-    else:
-        items = []
+    ranked = rank_similar(product, k + 10, kind)
+    if ranked.model is None:
+        return _bestsellers(Context(product=product, category=category), k, ranked.note)
+    items = products_for(ranked, Context(product=product), k)
     if len(items) < k:
         shown = frozenset(item.product.sku for item in items)
-        fill = _non_personal(
-            model, Context(product=product, category=category, exclude=shown), k - len(items), "trending", ""
-        )
-        items += fill.items
-    return Recommendations(items, kind, personalized=False, model_version=model.version_id)
+        context = Context(product=product, category=category, exclude=shown)
+        fill = _non_personal(ranked.model, context, k - len(items) + 10, "trending", "")
+        items += products_for(fill, context, k - len(items))
+    return Recommendations(items, kind, personalized=False, model_version=ranked.model.version_id, note=ranked.note)

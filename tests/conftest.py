@@ -94,15 +94,16 @@ def _empty_cache() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _model_directory(settings: Any, tmp_path: Path) -> Iterator[Path]:
     """Each test trains into a folder of its own, and serves from no model it did not train."""
+    from personalization.catalog_snapshot import forget_catalog_snapshot
     from personalization.model_store import forget_loaded_model
     from personalization.serving import forget_placements
 
     settings.PZ_MODEL_DIR = tmp_path / "models"
-    forget_loaded_model()
-    forget_placements()
+    for forget in (forget_loaded_model, forget_placements, forget_catalog_snapshot):
+        forget()
     yield settings.PZ_MODEL_DIR
-    forget_loaded_model()
-    forget_placements()
+    for forget in (forget_loaded_model, forget_placements, forget_catalog_snapshot):
+        forget()
 
 
 @pytest.fixture

@@ -175,6 +175,7 @@ class WriteKeyQueryAuthenticationScheme(OpenApiAuthenticationExtension):
     key, which the other schemes describe."""
 
     target_class = "tracking.authentication.WriteKeyQueryAuthentication"
+    match_subclasses = True
     name = "writeKeyParameter"
 
     def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:

@@ -183,7 +183,7 @@ def live_profile(*, user_id: str = "", anonymous_id: str = "") -> LiveProfile | 
     """The visitor's real-time profile (one query): the person's if they are known, else the
     browser's, following a merge into the person it was identified as."""
     keys = ([f"u:{user_id}"] if user_id else []) + ([f"a:{anonymous_id}"] if anonymous_id else [])
-    found = {p.key: p for p in Profile.objects.select_related("merged_into").filter(key__in=keys)}
+    found = {p.key: p for p in Profile.objects.select_related("merged_into").filter(key__in=keys).order_by()}
     profile = found.get(keys[0]) if keys else None
     if profile is None and anonymous_id:
         profile = found.get(f"a:{anonymous_id}")

@@ -9,7 +9,15 @@ from datetime import datetime, timedelta
 from django.core.cache import cache
 
 from personalization import exploration
-from personalization.campaign_rules import Audience, CampaignChoice, Candidate, Rules, campaign_choose, rules_apply
+from personalization.campaign_rules import (
+    Audience,
+    CampaignChoice,
+    Candidate,
+    Rules,
+    Shown,
+    campaign_choose,
+    rules_apply,
+)
 from personalization.models import Campaign, Exposure, ExposureOutcome, Product
 from personalization.recommendations import Visit
 from personalization.serving.requests import Served, ServedItem, ServeRequest, Situation
@@ -66,15 +74,18 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
     situation = replace(situation, excluded=excluded)
     rules = replace(spec.rules, exclude_skus=excluded)
     pins = [pin.sku for pin in rules.pins]
-    pinned_products = {
-        p.sku: p for p in Product.objects.select_related("category").filter(sku__in=pins, is_active=True)
-    }
-    pinned = {sku: candidate_of(p, 0.0, {"recommender": "pinned"}) for sku, p in pinned_products.items()}
-    products: dict[str, Product] = dict(pinned_products)
+    pinned = (
+        {
+            p.sku: candidate_of(p, 0.0, {"recommender": "pinned"})
+            for p in Product.objects.select_related("category").filter(sku__in=pins, is_active=True)
+        }
+        if pins
+        else {}
+    )
     merged: list[Candidate] = []
     tried: list[str] = []
     context_price = float(situation.context_product.price) if situation.context_product is not None else None
-    shown = []
+    shown: list[Shown] = []
     for rank, name in enumerate(dict.fromkeys((spec.strategy, *spec.fallbacks))):
         try:
             found = STRATEGY_FUNCTIONS[name](name, situation, 3 * limit + 20)
@@ -83,22 +94,30 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
             tried.append(f"{name} (failed)")
             continue
         tried.append(name)
-        for product, _ in found:
-            products.setdefault(product.sku, product)
-        merged += _chained([replace(c, reason={**c.reason, "strategy": name}) for _, c in found], rank)
-        shown = rules_apply(merged, rules, k=limit, context_price=context_price, pinned=pinned)
-        if len(shown) >= limit:
+        merged += _chained([replace(c, reason={**c.reason, "strategy": name}) for c in found], rank)
+        shown = rules_apply(merged, rules, k=limit + 5, context_price=context_price, pinned=pinned)
+        if len(shown) >= limit + 5:
             break
-    items = [
-        ServedItem(
-            product=products[s.candidate.sku],
-            position=s.position,
-            score=round(s.candidate.score, 6),
-            reason={**s.candidate.reason, **({"rules": list(s.rules)} if s.rules else {})},
-        )
-        for s in shown
-    ]
-    return items, tried
+    return _products(shown, rules, limit), tried
+
+
+def _products(shown: list[Shown], rules: Rules, limit: int) -> list[ServedItem]:
+    """The products of the slot, read now (a few spare candidates stand in for any deactivated,
+    or out of stock, since this process's catalog snapshot)."""
+    products = Product.objects.select_related("category").filter(
+        sku__in=[s.candidate.sku for s in shown], is_active=True
+    )
+    if rules.in_stock_only:
+        products = products.filter(in_stock=True)
+    by_sku = {product.sku: product for product in products}
+    items: list[ServedItem] = []
+    for s in shown:
+        product = by_sku.get(s.candidate.sku)
+        if product is None or len(items) == limit:
+            continue
+        reason = {**s.candidate.reason, **({"rules": list(s.rules)} if s.rules else {})}
+        items.append(ServedItem(product, len(items) + 1, round(s.candidate.score, 6), reason))
+    return items
 
 
 def _explore(spec: CampaignSpec, situation: Situation, items: list[ServedItem], limit: int) -> list[ServedItem]:

@@ -4,11 +4,14 @@
 slow); the recommenders behind them are in ``personalization.recommendations``."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from personalization.campaign_rules import Candidate, VisitorFacts, in_category
+from personalization.catalog_snapshot import catalog_snapshot
+from personalization.model_store import active_model
 from personalization.models import Product, Strategy
-from personalization.recommendations import Context, Recommendation, Visit, recommendations_for_visitor, similar_items
+from personalization.recommendations import Context, Ranked, Visit, rank_for_visitor, rank_similar
 from personalization.serving.requests import ServeRequest, Situation
 
 
@@ -34,24 +37,37 @@ def candidate_of(product: Product, score: float, reason: dict[str, Any]) -> Cand
     )
 
 
-def _from_recommendations(items: Sequence[Recommendation]) -> list[tuple[Product, Candidate]]:
-    return [(item.product, candidate_of(item.product, item.score, item.reason)) for item in items]
+def _candidates(ranked: Ranked) -> list[Candidate]:
+    """Ranked rows as candidates, described by this process's catalog snapshot (no query)."""
+    model = ranked.model
+    if model is None:
+        return []
+    snapshot = catalog_snapshot(model)
+    return [
+        Candidate(
+            sku=str(model.skus[row]),
+            score=score,
+            category=snapshot.categories[row],
+            brand=snapshot.brands[row],
+            price=float(snapshot.prices[row]),
+            in_stock=bool(snapshot.in_stock[row]),
+            reason=reason,
+        )
+        for row, score, reason in zip(ranked.rows, ranked.scores, ranked.reasons, strict=True)
+    ]
 
 
-def _related(seeds: Sequence[str], kind: str, k: int) -> list[tuple[Product, Candidate]]:
-    """Items related to several products (a cart): each one's neighbours, scores summed."""
-    totals: dict[str, tuple[Product, float, dict[str, Any]]] = {}
+def _related(seeds: Sequence[str], kind: str, k: int, context: Context) -> list[Candidate]:
+    """Items related to one product or several (a cart): each one's neighbours, scores summed."""
+    totals: dict[str, Candidate] = {}
     for seed in seeds:
-        for item in similar_items(seed, k, kind).items:
-            if item.reason.get("because") != seed:
-                continue  # the trending fill-up: not related to this seed
-            product, score, reason = totals.get(item.product.sku, (item.product, 0.0, item.reason))
-            totals[item.product.sku] = (product, score + item.score, reason)
-    ranked = sorted(totals.values(), key=lambda entry: -entry[1])
-    return [(p, candidate_of(p, score, reason)) for p, score, reason in ranked if p.sku not in seeds]
+        for candidate in _candidates(rank_similar(seed, k, kind, replace(context, product=seed))):
+            known = totals.get(candidate.sku)
+            totals[candidate.sku] = candidate if known is None else replace(known, score=known.score + candidate.score)
+    return sorted((c for c in totals.values() if c.sku not in seeds), key=lambda c: -c.score)
 
 
-def _strategy(name: str, situation: Situation, k: int) -> list[tuple[Product, Candidate]]:
+def _strategy(name: str, situation: Situation, k: int) -> list[Candidate]:
     request, visit = situation.request, situation.visit
     context = Context(
         product=request.product,
@@ -62,30 +78,28 @@ def _strategy(name: str, situation: Situation, k: int) -> list[tuple[Product, Ca
     )
     seeds = [request.product] if request.product else situation.cart
     if name in ("personalized", "buy_again", "trending", "popular"):
-        found = recommendations_for_visitor(request.subject, context, k, name, visit=visit)
-        return _from_recommendations(found.items) if found.strategy == name else []
+        ranked = rank_for_visitor(request.subject, context, k, name, visit=visit)
+        return _candidates(ranked) if ranked.strategy == name else []
     if name in ("similar", "bought_together", "viewed_together", "upsell"):
-        kind = "similar" if name == "upsell" else name
-        return _related(seeds, kind, k)
+        return _related(seeds, "similar" if name == "upsell" else name, k, context)
     if name == "cross_sell":
-        own = (
-            [situation.context_product.category.path]
-            if situation.context_product and situation.context_product.category
-            else []
-        )
-        related = _related(seeds, "bought_together", k) or _related(seeds, "viewed_together", k)
-        return [(p, c) for p, c in related if not (own and in_category(c.category, own))]
+        product = situation.context_product
+        own = [product.category.path] if product is not None and product.category else []
+        related = _related(seeds, "bought_together", k, context) or _related(seeds, "viewed_together", k, context)
+        return [c for c in related if not (own and in_category(c.category, own))]
     if name == "recently_viewed":
         viewed = [s for s in (visit.profile.recently_viewed if visit.profile else []) if s != request.product]
-        products = {p.sku: p for p in Product.objects.select_related("category").filter(sku__in=viewed, is_active=True)}
-        return [
-            (products[s], candidate_of(products[s], float(-i), {"recommender": "recently_viewed"}))
-            for i, s in enumerate(viewed)
-            if s in products
-        ]
+        model = active_model()
+        if model is None:
+            return []
+        rows = [model.row_of_sku[s] for s in viewed if s in model.row_of_sku]
+        ranked = Ranked(
+            model, rows, [float(-i) for i in range(len(rows))], [{"recommender": name}] * len(rows), name, True
+        )
+        return _candidates(ranked)
     raise ValueError(f"unknown strategy {name!r}")
 
 
-StrategyFunction = Callable[[str, Situation, int], list[tuple[Product, Candidate]]]
+StrategyFunction = Callable[[str, Situation, int], list[Candidate]]
 STRATEGY_FUNCTIONS: dict[str, StrategyFunction] = dict.fromkeys(Strategy.values, _strategy)
 """The function behind each strategy (tests register one that fails or is slow)."""
