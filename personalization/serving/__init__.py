@@ -35,7 +35,7 @@ from consent.selectors import consent_allows
 from personalization.model_store import active_pointer
 from personalization.models import Placement, Product
 from personalization.recommendations import Context, recommendations_for_visitor
-from personalization.serving.requests import Served, ServedItem, ServeRequest
+from personalization.serving.requests import Served, ServedItem, ServeRequest, product_cards
 from personalization.serving.slots import campaign_click_stats, serve_inside, slot_limit
 from personalization.serving.specs import (
     CampaignSpec,
@@ -122,7 +122,7 @@ def precomputed_list(spec: PlacementSpec, request: ServeRequest, limit: int) -> 
         found = recommendations_for_visitor(request.subject, context, limit, "trending")
         entries = [(item.product.pk, item.score) for item in found.items]
         cache.set(key, entries, FALLBACK_LIST_SECONDS)
-    products = Product.objects.select_related("category").in_bulk([pk for pk, _ in entries])
+    products = {card.pk: card for card in product_cards(pk__in=[pk for pk, _ in entries], is_active=True).values()}
     return [
         ServedItem(products[pk], position, score, {"recommender": "trending", "strategy": "trending"})
         for position, (pk, score) in enumerate(((pk, s) for pk, s in entries if pk in products), start=1)
@@ -152,7 +152,8 @@ def _cached(key: str) -> Served | None:
     entry: dict[str, Any] | None = cache.get(key)
     if entry is None:
         return None
-    products = Product.objects.select_related("category").filter(is_active=True).in_bulk([i[0] for i in entry["items"]])
+    cards = product_cards(pk__in=[i[0] for i in entry["items"]], is_active=True)
+    products = {card.pk: card for card in cards.values()}
     items = [
         ServedItem(products[pk], position, score, reason, propensity)
         for position, (pk, score, reason, propensity) in enumerate(

@@ -3,6 +3,7 @@
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from consent.subjects import Subject
@@ -24,8 +25,34 @@ class ServeRequest:
 
 
 @dataclass(frozen=True)
+class ProductCard:
+    """What a slot shows of a product (read as a few columns, not a model instance)."""
+
+    pk: int
+    sku: str
+    name: str
+    url: str
+    image_url: str
+    price: Decimal
+    currency: str
+    category_path: str
+
+
+CARD_FIELDS = ("pk", "sku", "name", "url", "image_url", "price", "currency", "category__path")
+
+
+def product_cards(**filters: Any) -> dict[str, ProductCard]:
+    """``{sku: card}`` of the products matching ``filters`` (one query, no ordering)."""
+    rows = Product.objects.filter(**filters).order_by().values_list(*CARD_FIELDS)
+    return {
+        sku: ProductCard(pk, sku, name, url, image_url, price, currency, category or "")
+        for pk, sku, name, url, image_url, price, currency, category in rows
+    }
+
+
+@dataclass(frozen=True)
 class ServedItem:
-    product: Product
+    product: ProductCard
     position: int
     score: float
     reason: dict[str, Any]

@@ -5,6 +5,7 @@ import random
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.cache import cache
 
@@ -20,7 +21,7 @@ from personalization.campaign_rules import (
 )
 from personalization.models import Campaign, Exposure, ExposureOutcome, Product
 from personalization.recommendations import Visit
-from personalization.serving.requests import Served, ServedItem, ServeRequest, Situation
+from personalization.serving.requests import Served, ServedItem, ServeRequest, Situation, product_cards
 from personalization.serving.specs import CampaignSpec, PlacementSpec
 from personalization.serving.strategies import STRATEGY_FUNCTIONS, candidate_of, visitor_facts
 from tracking.selectors import LiveProfile, live_profile, purchased_skus
@@ -104,12 +105,10 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
 def _products(shown: list[Shown], rules: Rules, limit: int) -> list[ServedItem]:
     """The products of the slot, read now (a few spare candidates stand in for any deactivated,
     or out of stock, since this process's catalog snapshot)."""
-    products = Product.objects.select_related("category").filter(
-        sku__in=[s.candidate.sku for s in shown], is_active=True
-    )
+    filters: dict[str, Any] = {"sku__in": [s.candidate.sku for s in shown], "is_active": True}
     if rules.in_stock_only:
-        products = products.filter(in_stock=True)
-    by_sku = {product.sku: product for product in products}
+        filters["in_stock"] = True
+    by_sku = product_cards(**filters)
     items: list[ServedItem] = []
     for s in shown:
         product = by_sku.get(s.candidate.sku)
