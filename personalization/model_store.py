@@ -156,7 +156,9 @@ def active_pointer() -> tuple[int, int] | None:
 
 
 def active_pointer_refresh(pointer: tuple[int, int] | None) -> None:
+    """Point every process at a version (each checks within a second); this one checks at once."""
     cache.set(ACTIVE_KEY, pointer or (), None)
+    _state.checked = 0.0
 
 
 def active_model() -> LoadedModel | None:
