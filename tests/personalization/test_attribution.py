@@ -24,7 +24,11 @@ def shop(commit: Callable[..., Any]) -> dict[str, Any]:
     for sku in ("A", "B", "C"):
         ProductFactory.create(sku=sku)
     for visitor in ("v1", "v2"):
-        commit(lambda visitor=visitor: consent_record(subject=Subject(anonymous_id=visitor), choices={"analytics": True}, source="banner"))
+        commit(
+            lambda visitor=visitor: consent_record(
+                subject=Subject(anonymous_id=visitor), choices={"analytics": True}, source="banner"
+            )
+        )
     Exposure.objects.create(
         rec_id=REC,
         placement="home",
@@ -50,20 +54,22 @@ def at(minutes: float) -> str:
 
 def outcomes() -> list[tuple[str, str, int | None, int, str]]:
     return sorted(
-        (o.kind, o.sku, o.position, o.quantity, str(o.revenue))
-        for o in ExposureOutcome.objects.filter(exposure_id=REC)
+        (o.kind, o.sku, o.position, o.quantity, str(o.revenue)) for o in ExposureOutcome.objects.filter(exposure_id=REC)
     )
 
 
-def test_a_click_with_the_rec_id_then_the_add_and_the_order_are_attributed(client, shop, drain) -> None:  # type: ignore[no-untyped-def]
+def test_a_click_with_the_rec_id_then_the_add_and_the_order_are_attributed(client, shop, drain) -> None:
     send(
         client, shop, drain,
         {"event": "Product List Viewed", "anonymousId": "v1", "timestamp": at(0), "properties": {"rec_id": str(REC)}},
         {"event": "Product Clicked", "anonymousId": "v1", "timestamp": at(1),
          "properties": {"rec_id": str(REC), "product_id": "B", "position": 2}},
-        {"event": "Product Added", "anonymousId": "v1", "timestamp": at(3), "properties": {"product_id": "B", "quantity": 2, "price": 9.99}},
+        {"event": "Product Added", "anonymousId": "v1", "timestamp": at(3),
+         "properties": {"product_id": "B", "quantity": 2, "price": 9.99}},
         {"event": "Order Completed", "anonymousId": "v1", "timestamp": at(30), "properties": {
-            "order_id": "o-1", "products": [{"product_id": "B", "quantity": 2, "price": 9.99}, {"product_id": "C", "quantity": 1, "price": 5}]}},
+            "order_id": "o-1",
+            "products": [{"product_id": "B", "quantity": 2, "price": 9.99},
+                         {"product_id": "C", "quantity": 1, "price": 5}]}},
     )  # fmt: skip
     assert outcomes() == [
         ("add", "B", 2, 2, "0.00"),
@@ -73,7 +79,7 @@ def test_a_click_with_the_rec_id_then_the_add_and_the_order_are_attributed(clien
     ]
 
 
-def test_without_a_click_carrying_the_rec_id_nothing_is_attributed(client, shop, drain) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_click_carrying_the_rec_id_nothing_is_attributed(client, shop, drain) -> None:
     send(
         client, shop, drain,
         {"event": "Product Clicked", "anonymousId": "v1", "timestamp": at(1), "properties": {"product_id": "A"}},
@@ -86,7 +92,7 @@ def test_without_a_click_carrying_the_rec_id_nothing_is_attributed(client, shop,
     assert outcomes() == []
 
 
-def test_only_inside_the_window_and_only_for_the_same_visitor(client, shop, drain, settings) -> None:  # type: ignore[no-untyped-def]
+def test_only_inside_the_window_and_only_for_the_same_visitor(client, shop, drain, settings) -> None:
     settings.PZ_ATTRIBUTION_HOURS = 24
     send(
         client, shop, drain,
@@ -105,7 +111,7 @@ def test_only_inside_the_window_and_only_for_the_same_visitor(client, shop, drai
     assert ("order", "A", 1, 3, "6.00") in outcomes()
 
 
-def test_outcomes_count_once_whatever_is_replayed(client, shop, drain) -> None:  # type: ignore[no-untyped-def]
+def test_outcomes_count_once_whatever_is_replayed(client, shop, drain) -> None:
     click = {"event": "Product Clicked", "anonymousId": "v1", "timestamp": at(1), "messageId": "click-once",
              "properties": {"rec_id": str(REC), "product_id": "A", "position": 1}}  # fmt: skip
     send(client, shop, drain, click)
@@ -113,7 +119,7 @@ def test_outcomes_count_once_whatever_is_replayed(client, shop, drain) -> None: 
     assert outcomes() == [("click", "A", 1, 0, "0.00")]
 
 
-def test_nobody_but_the_api_can_log_an_exposure(client, shop, drain) -> None:  # type: ignore[no-untyped-def]
+def test_nobody_but_the_api_can_log_an_exposure(client, shop, drain) -> None:
     forged = uuid.uuid4()
     send(
         client, shop, drain,
