@@ -168,3 +168,17 @@ class WriteKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "description": "A source's public write key (pzw_…) as the user name, empty password; "
             "or `writeKey` in the JSON body.",
         }
+
+
+class WriteKeyQueryAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "tracking.authentication.WriteKeyQueryAuthentication"
+    name = "writeKeyQuery"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "query",
+            "name": "writeKey",
+            "description": "A source's public write key (pzw_…) as the writeKey parameter, for a browser's plain "
+            "GET; HTTP Basic with the write key, or a Bearer secret key from a server, work as well.",
+        }
