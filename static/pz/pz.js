@@ -43,9 +43,9 @@
  * of GET {apiHost}/api/v1/recommendations, asked for the visitor's anonymous id, and for init's userId
  * (the signed-in customer, remembered as identify does, without an identify event) only with init's
  * userToken (HMAC-SHA256 of the user id, keyed with the hex SHA-256 of the source's secret key: the
- * shop's server computes it). A <template> inside the slot is the
- * markup of one item: data-pz-field="name|price|url|image|initial|product_id" marks where each value
- * goes, as text (textContent) or a checked http(s) URL; without one a built-in item is used. Styled by
+ * shop's server computes it). A <template> inside the slot is the markup of one item:
+ * data-pz-field="name|price|url|image|initial|product_id" marks where each value goes, as text
+ * (textContent) or a checked http(s) URL; without one a built-in item is used. Styled by
  * --pz-* CSS variables (rules of zero specificity, so the shop's own CSS wins). The slot says how it went
  * in data-pz-state (loading, rendered, empty, failed) and fires pz:widget; on an error, a non-200 or no
  * answer within the timeout (widgets.timeout, 1500 ms) it stays empty. Impressions (Product List Viewed)
