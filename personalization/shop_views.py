@@ -1,7 +1,9 @@
 """The demo shop: a small storefront over the catalog, to see the platform the way a shopper does.
 
-Server-rendered, no JavaScript needed. Each page keeps a ``pz-slot`` element where the
-recommendation widgets of later issues render (``data-pz-placement`` names the placement).
+Server-rendered, no JavaScript needed. pz.js renders the recommendation widgets in each page's
+``pz-slot`` elements (``data-pz-placement`` names the placement): the pages hand it the visitor's
+anonymous id and, when browsing as a customer, their user id with the ``userToken`` that lets a
+browser ask for that customer's recommendations.
 """
 
 import uuid
@@ -13,6 +15,7 @@ from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -22,13 +25,14 @@ from consent.services import consent_apply_gpc, subject_link
 from consent.subjects import Subject
 from personalization import selectors
 from personalization.shop_cart import MAX_QUANTITY, Cart
+from tracking.authentication import user_token
 from tracking.models import Order
 from tracking.selectors import (
     customer_get,
     customer_orders,
     customers_with_most_orders,
     order_with_lines,
-    source_write_key,
+    source_by_name,
 )
 from tracking.services import OrderIn, OrderLineIn, order_record
 
@@ -64,12 +68,18 @@ def _render(request: HttpRequest, template: str, context: dict[str, Any], status
     subject = _subject(request)
     if gpc_signal(request.META):  # every request with Sec-GPC: 1 is an opt-out signal
         consent_apply_gpc(subject=subject, **request_facts(request.META, settings.PZ_TRUSTED_PROXIES))
+    source = source_by_name(name=settings.PZ_DEMO_SOURCE)
+    browsing_as = customer_get(user_id=subject.user_id) if subject.user_id else None
     base = {
         "departments": _departments(),
         "cart_count": Cart(request.session).count,
-        "browsing_as": customer_get(user_id=subject.user_id) if subject.user_id else None,
+        "browsing_as": browsing_as,
         "anonymous_id": subject.anonymous_id,
-        "consent_write_key": source_write_key(name=settings.PZ_DEMO_SOURCE),
+        "consent_write_key": source.write_key if source else None,
+        # Lets the widgets ask for this customer's recommendations: a browser cannot compute it.
+        "user_token": user_token(source, browsing_as.user_id) if source and browsing_as else "",
+        # The widgets link to the shop's own product pages.
+        "product_url_pattern": reverse("shop:product", kwargs={"sku": "SKU"}).replace("SKU", "{product_id}"),
     }
     return render(request, template, {**base, **context}, status=status)
 

@@ -58,10 +58,10 @@ def source_info_for_write_key(write_key: str) -> SourceInfo | None:
     return SourceInfo(cached[0], cached[1]) if cached else None
 
 
-def source_write_key(*, name: str) -> str | None:
-    """The public write key of an active source, by name (the demo shop embeds its source's)."""
-    key: str | None = Source.objects.filter(name=name, is_active=True).values_list("write_key", flat=True).first()
-    return key
+def source_by_name(*, name: str) -> Source | None:
+    """An active source, by name (the demo shop embeds its source's write key and signs its
+    customers' ids with its secret key's digest)."""
+    return Source.objects.filter(name=name, is_active=True).first()
 
 
 def customer_get(*, user_id: str) -> Customer | None:

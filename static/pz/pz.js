@@ -7,12 +7,14 @@
  *   <script src="https://HOST/static/pz/pz.js" async></script>
  *   <script>pz("init", "pzw_...", {requireConsent: true});</script>
  * Calls:
- *   pz("init", writeKey, {apiHost, anonymousId, requireConsent, autoPage})   sends a page view unless autoPage: false
+ *   pz("init", writeKey, {apiHost, anonymousId, userId, userToken, requireConsent, autoPage, widgets})
+ *                                                     sends a page view unless autoPage: false
  *   pz("page", [category], [name], [properties])      pz("track", "Newsletter Signed Up", {list: "weekly"})
  *   pz("identify", userId, [traits])                    the user id is remembered; pz("reset") forgets it
  *   pz("productViewed" | "productClicked" | "productAdded" | "productRemoved", product)
  *   pz("cartViewed" | "checkoutStarted", {products, currency, value})
  *   pz("orderCompleted", {order_id, revenue, currency, products})
+ *   pz("widgets")                                      renders the recommendation slots added since (see Widgets)
  *   pz.flush() (a promise, never rejected), pz.anonymousId(), pz.userId()
  * A product is {product_id (the shop's SKU), name, price, quantity, category, brand, ...}; numbers given
  * as strings ("2.55") are sent as numbers. Every event has a random UUID messageId, except an Order
@@ -35,6 +37,22 @@
  * else pzConsent.get("analytics"), else localStorage.pz_consent. Until the visitor chooses, events wait
  * in memory (at most 100, never stored); allowed, they are queued; refused, they are dropped, like
  * everything after and whatever is still queued.
+ *
+ * Widgets. Every <div data-pz-placement="home"> (optional data-pz-product, data-pz-category,
+ * data-pz-limit, data-pz-country, data-pz-title, data-pz-timeout, data-pz-product-url) becomes a carousel
+ * of GET {apiHost}/api/v1/recommendations, asked for the visitor's anonymous id, and for init's userId
+ * (the signed-in customer, remembered as identify does, without an identify event) only with init's
+ * userToken (HMAC-SHA256 of the user id, keyed with the hex SHA-256 of the source's secret key: the
+ * shop's server computes it). A <template> inside the slot is the markup of one item:
+ * data-pz-field="name|price|url|image|initial|product_id" marks where each value goes, as text
+ * (textContent) or a checked http(s) URL; without one a built-in item is used. Styled by
+ * --pz-* CSS variables (rules of zero specificity, so the shop's own CSS wins). The slot says how it went
+ * in data-pz-state (loading, rendered, empty, failed) and fires pz:widget; on an error, a non-200 or no
+ * answer within the timeout (widgets.timeout, 1500 ms) it stays empty. Impressions (Product List Viewed)
+ * are sent once a carousel has been half visible for a second; a click on an item sends Product Clicked
+ * with its rec_id and position through the queue, which the page hands over as it is left.
+ * init's widgets: {timeout, productUrl: "/p/{product_id}/" (the link of an item the catalog has no URL
+ * for), labels: {title, previous, next}}, or false for none.
  *
  * No dependencies, no build step; nothing throws into the host page (failures end in a console.warn).
  */
@@ -368,6 +386,7 @@
   };
   const reset = () => {
     visitor.userId = "";
+    proof = null;
     write(USER_KEY, null);
   };
 
@@ -398,6 +417,357 @@
     orderCompleted: ["Order Completed", productList],
   };
 
+  // --- widgets: recommendation carousels in [data-pz-placement] slots ---------------------------
+  const WIDGET_TIMEOUT = 1500;
+  const IMPRESSION_AFTER = 1000; // ms at least half visible
+  const SLOT = "[data-pz-placement]";
+  const LABELS = { title: "Recommended for you", previous: "Previous products", next: "Next products" };
+  // Every rule is inside :where(), of zero specificity: any rule of the shop's wins.
+  const WIDGET_CSS = `
+:where([data-pz-placement]){display:block;min-height:var(--pz-min-height,20rem)}
+:where(.pz-widget){margin:var(--pz-margin,1.5rem 0);font:var(--pz-font,inherit);color:var(--pz-color,inherit);background:var(--pz-background,transparent)}
+:where(.pz-header){display:flex;align-items:center;gap:.5rem;margin:0 0 .75rem}
+:where(.pz-title){flex:1;margin:0;font-size:var(--pz-title-size,1.25rem);line-height:1.3}
+:where(.pz-nav){flex:none;width:2.5rem;height:2.5rem;padding:0;border-radius:50%;border:var(--pz-item-border,1px solid #d5d8de);background:var(--pz-item-background,#fff);color:var(--pz-color,inherit);font:inherit;font-size:1.5rem;line-height:1;cursor:pointer}
+:where(.pz-nav:disabled){opacity:.35;cursor:default}
+:where(.pz-nav[hidden]){display:none}
+:where(.pz-track){display:flex;gap:var(--pz-gap,1rem);margin:0;padding:.25rem .25rem .75rem;scroll-padding:0 .25rem;list-style:none;overflow-x:auto;overscroll-behavior-x:contain;scroll-snap-type:x mandatory;scrollbar-width:thin}
+:where(.pz-item){flex:0 0 var(--pz-item-width,11rem);min-width:0;scroll-snap-align:start}
+:where(.pz-item-link){display:flex;flex-direction:column;gap:.4rem;box-sizing:border-box;height:100%;padding:var(--pz-item-padding,.75rem);background:var(--pz-item-background,#fff);border:var(--pz-item-border,1px solid #e3e5ea);border-radius:var(--pz-radius,10px);color:inherit;text-decoration:none}
+:where(.pz-item-media){display:block;aspect-ratio:var(--pz-image-ratio,1);overflow:hidden;border-radius:calc(var(--pz-radius,10px) * .8);background:hsl(var(--pz-hue,210) 60% 90%)}
+:where(.pz-item-media img){display:block;width:100%;height:100%;object-fit:cover}
+:where(.pz-item-placeholder){display:grid;place-items:center;height:100%;font-size:2.5rem;font-weight:700;color:hsl(var(--pz-hue,210) 45% 35%)}
+:where(.pz-item:not([data-pz-image=none]) .pz-item-placeholder){display:none}
+:where(.pz-item-name){display:-webkit-box;overflow:hidden;-webkit-line-clamp:2;-webkit-box-orient:vertical;font-size:.95rem}
+:where(.pz-item-price){font-weight:650;color:var(--pz-price-color,inherit)}
+:where(.pz-widget :focus-visible){outline:3px solid var(--pz-accent,#1f5fbf);outline-offset:2px}
+@media (prefers-reduced-motion:no-preference){:where(.pz-track){scroll-behavior:smooth}}
+`;
+  let proof = null; // {userId, userToken} from init: widgets ask in that user's name only with it
+  let widgetCount = 0;
+
+  const element = (tag, className, text) => {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  // Only http(s) URLs, absolute or relative to the page; javascript:, data: and the like are dropped.
+  const safeUrl = (raw) => {
+    if (typeof raw !== "string" || !raw.trim()) return "";
+    try {
+      const url = new URL(raw, window.location.href);
+      return url.protocol === "http:" || url.protocol === "https:" ? url.href : "";
+    } catch (_) { return ""; }
+  };
+  const finite = (value) => {
+    const number = numeric(value);
+    return typeof number === "number" && Number.isFinite(number) ? number : undefined;
+  };
+  const hue = (text) => {
+    let hash = 0;
+    for (let i = 0; i < text.length; i++) hash = (hash * 31 + text.charCodeAt(i)) >>> 0;
+    return hash % 360;
+  };
+  const formatPrice = (price, currency) => {
+    if (price === undefined) return "";
+    const locale = document.documentElement.lang || navigator.language || "en";
+    try {
+      const options = currency ? { style: "currency", currency } : { minimumFractionDigits: 2, maximumFractionDigits: 2 };
+      return new Intl.NumberFormat(locale, options).format(price);
+    } catch (_) { return currency ? `${price.toFixed(2)} ${currency}` : price.toFixed(2); }
+  };
+
+  // One item of the API's answer, checked; null when it cannot be shown.
+  const recommendedItem = (raw, index) => {
+    if (!isObject(raw)) return null;
+    const id = typeof raw.product_id === "number" ? String(raw.product_id) : raw.product_id;
+    if (typeof id !== "string" || !id) return null;
+    const text = (value) => (typeof value === "string" ? value : "");
+    return {
+      product_id: id,
+      name: text(raw.name),
+      price: finite(raw.price),
+      currency: /^[A-Za-z]{3}$/.test(text(raw.currency)) ? raw.currency.toUpperCase() : "",
+      position: Number.isInteger(raw.position) && raw.position > 0 ? raw.position : index + 1,
+      url: text(raw.url),
+      image: safeUrl(raw.image_url),
+    };
+  };
+  // The catalog's URL of the product; without one (or a bad one), the shop's pattern with the SKU in it.
+  const itemLink = (item, pattern) =>
+    safeUrl(item.url) || (pattern ? safeUrl(pattern.split("{product_id}").join(encodeURIComponent(item.product_id))) : "");
+  // What the events say of an item (the E-commerce Spec's product).
+  const eventProduct = (item) => {
+    const fields = { product_id: item.product_id, name: item.name, position: item.position };
+    if (item.price !== undefined) fields.price = item.price;
+    return fields;
+  };
+
+  const slotSettings = (slot) => {
+    const data = slot.dataset;
+    const timeout = Number(data.pzTimeout);
+    return {
+      placement: (data.pzPlacement || "").trim(),
+      timeout: timeout > 0 ? timeout : config.widgets.timeout,
+      productUrl: data.pzProductUrl || config.widgets.productUrl,
+      title: data.pzTitle, // undefined: the campaign's name; "": no visible heading
+    };
+  };
+  const recommendationsUrl = (slot, placement) => {
+    const data = slot.dataset;
+    const query = new URLSearchParams({ placement, writeKey: config.writeKey, anonymousId: visitor.anonymousId });
+    if (proof && visitor.userId && proof.userId === visitor.userId) {
+      query.set("userId", proof.userId);
+      query.set("userToken", proof.userToken);
+    }
+    const optional = { product: data.pzProduct, category: data.pzCategory, limit: data.pzLimit, country: data.pzCountry };
+    for (const [name, value] of Object.entries(optional)) if (value) query.set(name, value);
+    return `${config.apiHost}/api/v1/recommendations?${query}`;
+  };
+  // The answer, or a rejection on a network error, a non-200 or no answer within `timeout` ms.
+  const fetchRecommendations = (url, timeout) => {
+    const controller = typeof AbortController === "function" ? new AbortController() : null;
+    let timer = null;
+    const expired = new Promise((_, reject) => {
+      timer = setTimeout(() => {
+        if (controller) controller.abort();
+        reject(new Error(`no answer within ${timeout} ms`));
+      }, timeout);
+    });
+    const answer = Promise.resolve()
+      // no-store: each page view is an answer (and an exposure) of its own, even when the API lets
+      // caches share a non-personalized one; the browser's cache would show the last page's again.
+      .then(() => window.fetch(url, { credentials: "omit", cache: "no-store", signal: controller ? controller.signal : undefined }))
+      .then((response) => {
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        return response.json();
+      });
+    return Promise.race([answer, expired]).finally(() => clearTimeout(timer));
+  };
+
+  // The built-in markup of one item, the same shape a shop's <template> may have.
+  const builtInItem = () => {
+    const link = element("a", "pz-item-link");
+    link.dataset.pzField = "url";
+    const media = element("span", "pz-item-media");
+    media.setAttribute("aria-hidden", "true");
+    const image = element("img");
+    Object.assign(image, { alt: "", loading: "lazy", decoding: "async" });
+    image.dataset.pzField = "image";
+    const placeholder = element("span", "pz-item-placeholder");
+    placeholder.dataset.pzField = "initial";
+    media.append(image, placeholder);
+    const name = element("span", "pz-item-name");
+    name.dataset.pzField = "name";
+    const price = element("span", "pz-item-price");
+    price.dataset.pzField = "price";
+    link.append(media, name, price);
+    return link;
+  };
+  // Puts an item's values into its markup: text as text, URLs checked, an image without a URL removed.
+  const fill = (root, item, link) => {
+    for (const node of Array.from(root.querySelectorAll("[data-pz-field]"))) {
+      const field = node.getAttribute("data-pz-field");
+      if (field === "name") node.textContent = item.name;
+      else if (field === "price") node.textContent = formatPrice(item.price, item.currency);
+      else if (field === "product_id") node.textContent = item.product_id;
+      else if (field === "initial") node.textContent = Array.from(item.name.trim())[0] || "";
+      else if (field === "url") {
+        if (link) node.setAttribute("href", link);
+        else node.removeAttribute("href");
+      } else if (field === "image") {
+        if (item.image) node.setAttribute("src", item.image);
+        else node.remove();
+      }
+    }
+  };
+
+  const buildWidget = (slot, settings, answer, items) => {
+    const n = ++widgetCount;
+    const labels = config.widgets.labels;
+    const campaign = isObject(answer.campaign) && typeof answer.campaign.name === "string" ? answer.campaign.name : "";
+    const label = settings.title || campaign || labels.title;
+    const section = element("section", "pz-widget");
+    section.setAttribute("aria-roledescription", "carousel");
+    section.dataset.pzRecId = answer.rec_id;
+    if (typeof answer.strategy === "string") section.dataset.pzStrategy = answer.strategy;
+    const header = element("div", "pz-header");
+    if (settings.title !== "") {
+      const heading = element("h2", "pz-title", label);
+      heading.id = `pz-widget-${n}-title`;
+      section.setAttribute("aria-labelledby", heading.id);
+      header.append(heading);
+    } else section.setAttribute("aria-label", label);
+
+    const list = element("ul", "pz-track");
+    list.id = `pz-widget-${n}-items`;
+    list.setAttribute("role", "list"); // list-style: none drops the list role in some screen readers
+    list.setAttribute("aria-label", label);
+    list.tabIndex = 0; // the arrow keys scroll it
+    const navButton = (className, text, glyph) => {
+      const button = element("button", `pz-nav ${className}`);
+      button.type = "button";
+      button.setAttribute("aria-label", text);
+      button.setAttribute("aria-controls", list.id);
+      const mark = element("span", "", glyph);
+      mark.setAttribute("aria-hidden", "true");
+      button.append(mark);
+      return button;
+    };
+    const previous = navButton("pz-previous", labels.previous, "\u2039");
+    const next = navButton("pz-next", labels.next, "\u203a");
+    header.append(previous, next);
+
+    const template = Array.from(slot.children).find((child) => child instanceof HTMLTemplateElement);
+    const itemOf = new Map();
+    for (const item of items) {
+      const row = element("li", "pz-item");
+      row.dataset.pzPosition = String(item.position);
+      row.dataset.pzProductId = item.product_id;
+      row.style.setProperty("--pz-hue", String(hue(item.product_id)));
+      if (!item.image) row.dataset.pzImage = "none";
+      row.append(template ? document.importNode(template.content, true) : builtInItem());
+      fill(row, item, itemLink(item, settings.productUrl));
+      itemOf.set(row, item);
+      list.append(row);
+    }
+    section.append(header, list);
+
+    // Previous / next scroll by most of a view; they are hidden when everything fits.
+    const direction = () => (getComputedStyle(list).direction === "rtl" ? -1 : 1);
+    const update = guarded("widget", () => {
+      const end = list.scrollWidth - list.clientWidth;
+      const at = Math.abs(list.scrollLeft);
+      previous.hidden = next.hidden = end <= 1;
+      previous.disabled = at <= 1;
+      next.disabled = at >= end - 1;
+    });
+    let frame = 0;
+    const soon = () => {
+      if (!frame) frame = requestAnimationFrame(() => { frame = 0; update(); });
+    };
+    previous.addEventListener("click", guarded("widget", () => list.scrollBy({ left: -direction() * list.clientWidth * 0.9 })));
+    next.addEventListener("click", guarded("widget", () => list.scrollBy({ left: direction() * list.clientWidth * 0.9 })));
+    list.addEventListener("scroll", soon, { passive: true });
+
+    // A click on a link or button of an item: Product Clicked, once per item, queued before the page is left.
+    const clicked = new Set();
+    const onClick = guarded("widget click", (event) => {
+      if (event.type === "auxclick" && event.button !== 1) return;
+      const target = event.target instanceof Element ? event.target.closest("a[href], button") : null;
+      const row = target && target.closest("li.pz-item");
+      const item = row && itemOf.get(row);
+      if (!item || clicked.has(item)) return;
+      clicked.add(item);
+      const properties = Object.assign(eventProduct(item), { rec_id: answer.rec_id, list_id: settings.placement });
+      if (item.currency) properties.currency = item.currency;
+      track("Product Clicked", product(properties));
+    });
+    list.addEventListener("click", onClick);
+    list.addEventListener("auxclick", onClick);
+
+    // Shown: Product List Viewed, once, after a second of being at least half visible on a visible page.
+    const watch = () => {
+      if (typeof IntersectionObserver !== "function") return;
+      let visible = false;
+      let timer = null;
+      const currency = items.find((item) => item.currency);
+      const impression = () => {
+        timer = null;
+        stopWatching();
+        const properties = { rec_id: answer.rec_id, list_id: settings.placement, products: items.map(eventProduct) };
+        if (currency) properties.currency = currency.currency;
+        track("Product List Viewed", productList(properties));
+      };
+      const arm = () => {
+        if (visible && document.visibilityState === "visible") {
+          if (timer === null) timer = setTimeout(guarded("widget impression", impression), IMPRESSION_AFTER);
+        } else if (timer !== null) {
+          clearTimeout(timer);
+          timer = null;
+        }
+      };
+      const observer = new IntersectionObserver(guarded("widget", (entries) => {
+        for (const entry of entries) visible = entry.isIntersecting && entry.intersectionRatio >= 0.5;
+        arm();
+      }), { threshold: [0, 0.5, 1] });
+      const onVisibility = guarded("widget", arm);
+      const stopWatching = () => {
+        observer.disconnect();
+        document.removeEventListener("visibilitychange", onVisibility);
+      };
+      document.addEventListener("visibilitychange", onVisibility);
+      observer.observe(section);
+    };
+    const start = () => {
+      update();
+      if (typeof ResizeObserver === "function") new ResizeObserver(soon).observe(list);
+      watch();
+    };
+    return { section, start };
+  };
+
+  const renderSlot = async (slot) => {
+    const settings = slotSettings(slot);
+    if (!settings.placement) return;
+    slot.setAttribute("data-pz-state", "loading");
+    slot.setAttribute("aria-busy", "true");
+    let state = "failed";
+    let answer = null;
+    try {
+      answer = await fetchRecommendations(recommendationsUrl(slot, settings.placement), settings.timeout);
+      if (!isObject(answer) || typeof answer.rec_id !== "string" || !Array.isArray(answer.items)) {
+        throw new Error("the answer is not a list of recommendations");
+      }
+      const items = answer.items.map(recommendedItem).filter(Boolean);
+      state = "empty";
+      if (items.length) {
+        const widget = buildWidget(slot, settings, answer, items); // built whole before it is shown
+        slot.append(widget.section);
+        state = "rendered";
+        widget.start();
+      }
+    } catch (error) {
+      for (const node of Array.from(slot.querySelectorAll(":scope > .pz-widget"))) node.remove();
+      warn(`the "${settings.placement}" widget stays empty`, error);
+    }
+    slot.setAttribute("data-pz-state", state);
+    slot.removeAttribute("aria-busy");
+    const detail = { state, placement: settings.placement, rec_id: state === "rendered" ? answer.rec_id : null };
+    slot.dispatchEvent(new CustomEvent("pz:widget", { bubbles: true, detail }));
+  };
+
+  // Renders every slot not rendered yet (after init, and on pz("widgets") for slots added later).
+  const renderWidgets = () => {
+    if (!config || !config.widgets) return;
+    if (!document.querySelector("style[data-pz-widgets]")) {
+      const style = element("style", "", WIDGET_CSS);
+      style.setAttribute("data-pz-widgets", "");
+      (document.head || document.documentElement).prepend(style);
+    }
+    for (const slot of Array.from(document.querySelectorAll(SLOT))) {
+      if (!slot.hasAttribute("data-pz-state")) renderSlot(slot).catch((error) => warn("a widget failed", error));
+    }
+  };
+  const widgetsWhenReady = () => {
+    const run = guarded("widgets", renderWidgets);
+    // After the calls queued with init have run (identify …), and once the slots are parsed.
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run, { once: true });
+    else setTimeout(run, 0);
+  };
+  const widgetsOptions = (option) => {
+    if (option === false) return null;
+    const o = isObject(option) ? option : {};
+    const labels = Object.assign({}, LABELS);
+    if (isObject(o.labels)) for (const key of Object.keys(LABELS)) if (typeof o.labels[key] === "string" && o.labels[key]) labels[key] = o.labels[key];
+    return {
+      timeout: typeof o.timeout === "number" && o.timeout > 0 ? o.timeout : WIDGET_TIMEOUT,
+      productUrl: typeof o.productUrl === "string" ? o.productUrl : "",
+      labels,
+    };
+  };
+
   // --- init and the public function -------------------------------------------------------------
   const listen = () => {
     document.addEventListener("pz:consent", guarded("pz:consent", (event) => {
@@ -426,19 +796,30 @@
     if (typeof writeKey !== "string" || !writeKey) return warn("init needs the source's write key (pzw_...)");
     const o = isObject(options) ? options : {};
     const apiHost = typeof o.apiHost === "string" && o.apiHost ? o.apiHost : scriptOrigin();
-    config = { writeKey, apiHost: apiHost.replace(/\/+$/, ""), requireConsent: o.requireConsent === true };
-    const explicit = typeof o.anonymousId === "string" || typeof o.anonymousId === "number" ? String(o.anonymousId) : "";
-    visitor.anonymousId = rememberAnonymousId(explicit);
-    visitor.userId = read(USER_KEY) || "";
+    config = {
+      writeKey,
+      apiHost: apiHost.replace(/\/+$/, ""),
+      requireConsent: o.requireConsent === true,
+      widgets: widgetsOptions(o.widgets),
+    };
+    const text = (value) => (typeof value === "string" || typeof value === "number" ? String(value) : "");
+    visitor.anonymousId = rememberAnonymousId(text(o.anonymousId));
+    // init's userId is the signed-in customer (as identify, without an identify event); its userToken
+    // lets widgets ask in that customer's name.
+    const userId = text(o.userId);
+    if (userId) write(USER_KEY, userId);
+    visitor.userId = userId || read(USER_KEY) || "";
+    proof = userId && typeof o.userToken === "string" && o.userToken ? { userId, userToken: o.userToken } : null;
     listen();
     if (analyticsAllowed() === false) writeQueue([]);
     else if (readQueue().length) schedule(FLUSH_AFTER); // left by an earlier page
     if (o.autoPage !== false) page();
     for (const args of early.splice(0)) call(args);
+    if (config.widgets) widgetsWhenReady();
     return undefined;
   };
 
-  const methods = { init, page, track: (event, properties) => track(event, properties), identify, reset };
+  const methods = { init, page, track: (event, properties) => track(event, properties), identify, reset, widgets: renderWidgets };
   for (const [method, [event, shape]] of Object.entries(ECOMMERCE)) {
     methods[method] = (input) => {
       const properties = shape(input);

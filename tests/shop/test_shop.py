@@ -1,14 +1,20 @@
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.test import Client
+from django.utils.html import escapejs
 
+from personalization.models import Placement
 from personalization.services import category_ensure_paths
 from personalization.templatetags.shop import display_name
+from tests.conftest import ROOT
 from tests.factories import CustomerFactory, ProductFactory
+from tracking.authentication import user_token
 from tracking.models import Order
-from tracking.services import OrderIn, OrderLineIn, order_bulk_record
+from tracking.services import OrderIn, OrderLineIn, order_bulk_record, source_create
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
@@ -186,3 +192,28 @@ def test_category_lists_the_most_popular_first_by_default(client: Client, catalo
 )
 def test_shouting_names_are_shown_in_title_case(name: str, shown: str) -> None:
     assert display_name(name) == shown
+
+
+def test_the_widgets_ask_in_the_browsed_customers_name_only_with_their_token(
+    client: Client, catalog: dict[str, object]
+) -> None:
+    keys = source_create(name=settings.PZ_DEMO_SOURCE)
+    anonymous = client.get("/shop/").content.decode()
+    assert f"pz('init', '{escapejs(keys.write_key)}'" in anonymous
+    assert "userId:" not in anonymous and "userToken" not in anonymous
+
+    client.post("/shop/customers/browse-as/", {"user_id": "17850"})
+    page = client.get("/shop/").content.decode()
+    assert "userId: '17850'," in page
+    assert f"userToken: '{user_token(keys.source, '17850')}'," in page
+    assert "widgets: {productUrl: '/shop/p/{product_id}/'}" in page
+
+
+def test_every_slot_of_the_shop_names_a_placement_that_exists() -> None:
+    slots = {
+        key
+        for template in (ROOT / "templates" / "shop").glob("*.html")
+        for key in re.findall(r'data-pz-placement="([^"]+)"', template.read_text())
+    }
+    assert slots == {"home", "category", "product-similar", "product-together", "cart", "post-purchase"}
+    assert slots <= set(Placement.objects.values_list("key", flat=True))

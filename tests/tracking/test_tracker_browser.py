@@ -12,7 +12,6 @@ arrival as a duplicate (``IngestCount``): the tests check those counts, so a dou
 """
 
 import json
-import time
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -23,14 +22,14 @@ from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from personalization.models import Product
+from tests.browsing import answer, events_when, outcomes, visitor, without_recommendations
 from tests.conftest import NewPage
 from tests.factories import CategoryFactory, ProductFactory
-from tracking.models import Event, IngestCount, Order
+from tracking.models import Event, Order
 from tracking.services import source_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-BANNER = "Your privacy choices"
 # A product name is shop data: it reaches the page and the events as text, never as HTML.
 NAME = 'Heart <img src=x onerror="window.__pwned=1"> & "Co" </script>'
 BLOCKED_STORAGE = """
@@ -40,6 +39,12 @@ for (const name of ["getItem", "setItem", "removeItem"]) {
 """
 
 Summary = tuple[str, str, str]  # (type, event or page name, page path)
+
+
+@pytest.fixture
+def new_page(new_page: NewPage) -> NewPage:
+    """Pages whose recommendation widgets are answered in the browser: these tests count events."""
+    return lambda **options: without_recommendations(new_page(**options))
 
 
 @pytest.fixture
@@ -72,42 +77,12 @@ def batches(page: Page) -> list[dict[str, Any]]:
     return sent
 
 
-def answer(page: Page, button: str) -> None:
-    with page.expect_response("**/api/v1/consent/choices") as response:
-        page.get_by_role("dialog", name=BANNER).get_by_role("button", name=button).click()
-    assert response.value.status == 200
-    expect(page.get_by_role("dialog", name=BANNER)).to_be_hidden()
-
-
-def visitor(page: Page) -> str:
-    value = page.locator("script[data-write-key]").get_attribute("data-anonymous-id")
-    assert value
-    return value
-
-
-def events_when(page: Page, count: int, timeout: float = 10.0) -> list[Event]:
-    """The stored events, once there are ``count`` of them (or the timeout has passed). It waits
-    through Playwright: the sync API handles the browser's messages (routes, console, requests)
-    only while one of its calls runs, so a plain sleep would hold the browser's requests back."""
-    deadline = time.monotonic() + timeout
-    while True:
-        events = list(Event.objects.order_by("timestamp", "id"))
-        if len(events) >= count or time.monotonic() > deadline:
-            return events
-        page.wait_for_timeout(50)
-
-
 def summary(events: list[Event]) -> list[Summary]:
     return sorted((e.type, e.event or e.name, e.context["page"]["path"]) for e in events)
 
 
 def sent_ids(bodies: list[dict[str, Any]]) -> Counter[str]:
     return Counter(event["messageId"] for body in bodies for event in body["batch"])
-
-
-def outcomes() -> dict[str, int]:
-    """What the collector counted of the events that reached it: stored, duplicate, dropped…"""
-    return dict(IngestCount.objects.values_list("outcome", "count"))
 
 
 def queued_events(page: Page) -> list[str]:
