@@ -21,7 +21,7 @@ from personalization.models import Product
 
 @dataclass(frozen=True)
 class CatalogSnapshot:
-    version: tuple[int, int]  # the model version and revision it is aligned with
+    version: tuple[int, int]  # the model version and revision it was taken for
     active: np.ndarray  # bool per item row
     in_stock: np.ndarray
     prices: np.ndarray  # float64
@@ -35,7 +35,6 @@ class CatalogSnapshot:
 
 
 _lock = threading.Lock()
-_current: dict[str, CatalogSnapshot] = {}
 
 
 def _take(model: LoadedModel) -> CatalogSnapshot:
@@ -56,17 +55,15 @@ def _take(model: LoadedModel) -> CatalogSnapshot:
 
 
 def catalog_snapshot(model: LoadedModel) -> CatalogSnapshot:
-    """This process's snapshot for the model, re-read when it is older than the refresh period."""
-    snapshot = _current.get("snapshot")
+    """The snapshot of the catalog for this loaded model (kept on it), re-read when it is older
+    than the refresh period. Kept on the model object, not by version number: a model loaded
+    again (another revision, another database in tests) never sees another's snapshot."""
     fresh = time.monotonic() - settings.PZ_CATALOG_REFRESH_SECONDS
-    if snapshot is not None and snapshot.version == (model.version_id, model.revision) and snapshot.taken_at >= fresh:
+    snapshot: CatalogSnapshot | None = model.memo.get("catalog")
+    if snapshot is not None and snapshot.taken_at >= fresh:
         return snapshot
     with _lock:
-        snapshot = _current.get("snapshot")
-        if snapshot is None or snapshot.version != (model.version_id, model.revision) or snapshot.taken_at < fresh:
-            snapshot = _current["snapshot"] = _take(model)
+        snapshot = model.memo.get("catalog")
+        if snapshot is None or snapshot.taken_at < fresh:
+            snapshot = model.memo["catalog"] = _take(model)
         return snapshot
-
-
-def forget_catalog_snapshot() -> None:
-    _current.clear()

@@ -81,6 +81,7 @@ class LoadedModel:
     as_of: float
 
     def __post_init__(self) -> None:
+        self.memo: dict[str, Any] = {}  # what a process derives from this model (the catalog snapshot)
         self.row_of_product = {int(pk): row for row, pk in enumerate(self.product_ids)}
         self.row_of_sku = {str(sku): row for row, sku in enumerate(self.skus)}
         self._category_masks: dict[str, np.ndarray] = {}

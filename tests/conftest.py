@@ -94,15 +94,14 @@ def _empty_cache() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _model_directory(settings: Any, tmp_path: Path) -> Iterator[Path]:
     """Each test trains into a folder of its own, and serves from no model it did not train."""
-    from personalization.catalog_snapshot import forget_catalog_snapshot
     from personalization.model_store import forget_loaded_model
     from personalization.serving import forget_placements
 
     settings.PZ_MODEL_DIR = tmp_path / "models"
-    for forget in (forget_loaded_model, forget_placements, forget_catalog_snapshot):
+    for forget in (forget_loaded_model, forget_placements):
         forget()
     yield settings.PZ_MODEL_DIR
-    for forget in (forget_loaded_model, forget_placements, forget_catalog_snapshot):
+    for forget in (forget_loaded_model, forget_placements):
         forget()
 
 
