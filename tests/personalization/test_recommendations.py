@@ -1,14 +1,9 @@
 """``recommendations_for_visitor`` and ``similar_items``: consent, cold start, the live session,
-what may never be shown, and a serving process that picks up a new version by itself."""
+and what may never be shown (a serving process picking up a new version: test_serving)."""
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import Client
 
 from consent.services import consent_record
@@ -20,9 +15,7 @@ from personalization.recommendations import (
     recommendations_for_visitor,
     similar_items,
 )
-from personalization.services import model_version_activate, model_version_train
-from tests.conftest import ROOT
-from tests.personalization.history import FAST, GARDEN, KITCHEN, build_shop, train
+from tests.personalization.history import GARDEN, KITCHEN, build_shop, train
 from tracking.services import source_create
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -163,45 +156,3 @@ def test_before_any_training_the_shop_still_gets_bestsellers() -> None:
     result = recommendations_for_visitor(Subject(user_id="k0"), Context(), k=3)
     assert (result.strategy, result.personalized, result.model_version) == ("bestsellers", False, None)
     assert len(result.items) == 3
-
-
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_serving_process_picks_up_a_new_version_without_a_restart(commit: Commit, tmp_path: Path) -> None:
-    if not settings.REDIS_URL:
-        pytest.skip("processes share the active version through Redis")
-    build_shop(3)
-    first = train(commit)
-    database = settings.DATABASES["default"]
-    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
-    script = (
-        "import django, sys, time; django.setup()\n"
-        "from personalization.model_store import active_model\n"
-        "seen = None\n"
-        "deadline = time.time() + 60\n"
-        "while time.time() < deadline:\n"
-        "    model = active_model()\n"
-        "    version = model.version_id if model else None\n"
-        "    if version != seen:\n"
-        "        print(version, flush=True); seen = version\n"
-        "    if version == int(sys.argv[1]): break\n"
-        "    time.sleep(0.05)\n"
-    )
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": url,
-        "PZ_MODEL_DIR": str(settings.PZ_MODEL_DIR),
-        "PZ_MODEL_CHECK_SECONDS": "0.2",
-    }
-    second = commit(lambda: model_version_train(trigger="test", params=FAST, activation="never"))
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, str(second.pk)], cwd=ROOT, env=environment, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == str(first.pk)  # serving from the first
-        commit(lambda: model_version_activate(version=second, by="test"))
-        assert process.stdout.readline().strip() == str(second.pk)  # and, without a restart, the second
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()

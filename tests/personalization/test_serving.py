@@ -3,11 +3,15 @@
 Serving computes in a worker thread (the latency budget), which reads the database on its own
 connection: these tests commit their data (transactional)."""
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
@@ -15,8 +19,10 @@ from consent.services import consent_record
 from consent.subjects import Subject
 from personalization import serving
 from personalization.models import Campaign, Exposure, Placement, Product
+from personalization.services import model_version_activate, model_version_train
 from personalization.services.campaigns import campaign_save
-from tests.personalization.history import GARDEN, KITCHEN, build_shop, train
+from tests.conftest import ROOT
+from tests.personalization.history import FAST, GARDEN, KITCHEN, build_shop, train
 from tracking.authentication import user_token
 from tracking.models import Source
 from tracking.services import source_create
@@ -271,3 +277,60 @@ def test_answers_that_depend_on_no_one_are_shared_through_the_cache(client: Clie
     Product.objects.filter(sku=skus_of(first)[0]).update(is_active=False)
     third = ask(client, shop, placement="home", anonymousId="three", limit=4).json()
     assert skus_of(third) == skus_of(first)[1:]  # from the cache, without the product deactivated since
+
+
+def test_the_preview_shows_exactly_what_a_customer_gets_with_reasons(
+    admin_client: Client, commit: Callable[..., Any]
+) -> None:
+    build_shop(4)
+    train(commit)
+    Placement.objects.update(latency_budget_ms=10_000)
+    campaign = Campaign.objects.get(placement__key="home")
+    page = admin_client.get(f"/admin/personalization/campaign/{campaign.pk}/preview/", {"customer": "k0"})
+    result = page.context["result"]
+    assert result.personalized and len(result.items) == 8
+    html = page.content.decode()
+    assert result.items[0].product.name in html and "personalized" in html
+    unknown = admin_client.get(f"/admin/personalization/campaign/{campaign.pk}/preview/", {"customer": "nobody"})
+    assert "There is no customer nobody." in unknown.content.decode()
+
+
+def test_a_serving_process_picks_up_a_new_version_without_a_restart(commit: Commit) -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("processes share the active version through Redis")
+    build_shop(3)
+    first = train(commit)
+    database = settings.DATABASES["default"]
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    script = (
+        "import django, sys, time; django.setup()\n"
+        "from personalization.model_store import active_model\n"
+        "seen = None\n"
+        "deadline = time.time() + 60\n"
+        "while time.time() < deadline:\n"
+        "    model = active_model()\n"
+        "    version = model.version_id if model else None\n"
+        "    if version != seen:\n"
+        "        print(version, flush=True); seen = version\n"
+        "    if version == int(sys.argv[1]): break\n"
+        "    time.sleep(0.05)\n"
+    )
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": url,
+        "PZ_MODEL_DIR": str(settings.PZ_MODEL_DIR),
+        "PZ_MODEL_CHECK_SECONDS": "0.2",
+    }
+    second = commit(lambda: model_version_train(trigger="test", params=FAST, activation="never"))
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(second.pk)], cwd=ROOT, env=environment, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == str(first.pk)  # serving from the first
+        commit(lambda: model_version_activate(version=second, by="test"))
+        assert process.stdout.readline().strip() == str(second.pk)  # and, without a restart, the second
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
