@@ -31,9 +31,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# --database, --redis-db and --port change these, so that two runs can share the machine.
 DATABASE = "pz_bench_ingest"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
-REDIS_URL = "redis://127.0.0.1:6379/9"
+REDIS_DB = 9
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 PORT = 8097
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 ENVIRONMENT = {
@@ -48,13 +50,21 @@ ENVIRONMENT = {
 }
 
 
+def configure(database: str, redis_db: int, port: int) -> None:
+    global DATABASE, DATABASE_URL, REDIS_DB, REDIS_URL, PORT
+    DATABASE, REDIS_DB, PORT = database, redis_db, port
+    DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
+    REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    ENVIRONMENT.update(DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)
+
+
 def setup() -> str:
     subprocess.run(
         ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DATABASE}"], check=True
     )
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DATABASE}"], check=True)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=ENVIRONMENT, check=True)
-    subprocess.run(["redis-cli", "-n", "9", "flushdb"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["redis-cli", "-n", str(REDIS_DB), "flushdb"], check=True, stdout=subprocess.DEVNULL)
     os.environ.update({k: v for k, v in ENVIRONMENT.items() if k != "DJANGO_SETTINGS_MODULE"})
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     import django
@@ -229,7 +239,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--consumer-events", type=int, default=100_000)
+    parser.add_argument("--part", choices=["all", "collector", "consumer"], default="all")
+    parser.add_argument("--database", default=DATABASE)
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB)
+    parser.add_argument("--port", type=int, default=PORT)
     options = parser.parse_args()
+    configure(options.database, options.redis_db, options.port)
 
     write_key = setup()
     from tracking.models import Source
@@ -237,28 +252,47 @@ def main() -> None:
     source_id = Source.objects.get(write_key=write_key).pk
     one = {**event(1, "w"), "writeKey": write_key}
     hundred = {"batch": [event(n, "w") for n in range(100)], "writeKey": write_key}
+    results: dict[str, dict[str, float]] = {}
+    if options.part in ("all", "collector"):
+        results = collector(write_key, one, hundred, options.duration, options.connections)
+        print_collector(results, options.duration, options.connections)
+    if options.part in ("all", "consumer"):
+        subprocess.run(["redis-cli", "-n", str(REDIS_DB), "del", "pz:events"], check=True, stdout=subprocess.DEVNULL)
+        n = options.consumer_events
+        fill(source_id, n, "c1")
+        baseline = redis_only_baseline(n)
+        one_process = consumers(1, n)
+        fill(source_id, n, "c2")
+        two_processes = consumers(2, n)
+        print(f"\nConsumer ({n:,} events each):")
+        print(f"redis-only loop (baseline): {baseline:>9,.0f} events/s")
+        print(f"1 consume_events process:   {one_process:>9,.0f} events/s ({one_process / baseline:.2f} x baseline)")
+        print(
+            f"2 consume_events processes: {two_processes:>9,.0f} events/s "
+            f"({two_processes / one_process:.2f} x one process)"
+        )
+
+
+def collector(
+    write_key: str, one: dict[str, Any], hundred: dict[str, Any], duration: int, connections: int
+) -> dict[str, dict[str, float]]:
     server = serve()
     results: dict[str, dict[str, float]] = {}
     try:
         urllib.request.urlopen(
             urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/batch", json.dumps(hundred).encode())
         )
-        results["bare"] = wrk("/bench/bare", json.dumps(one), options.duration, options.connections)
-        results["single"] = wrk("/v1/track", json.dumps(one), options.duration, options.connections)
-        results["batch"] = wrk("/v1/batch", json.dumps(hundred), options.duration, options.connections)
+        results["bare"] = wrk("/bench/bare", json.dumps(one), duration, connections)
+        results["single"] = wrk("/v1/track", json.dumps(one), duration, connections)
+        results["batch"] = wrk("/v1/batch", json.dumps(hundred), duration, connections)
     finally:
         server.terminate()
         server.wait()
-    subprocess.run(["redis-cli", "-n", "9", "del", "pz:events"], check=True, stdout=subprocess.DEVNULL)
+    return results
 
-    n = options.consumer_events
-    fill(source_id, n, "c1")
-    baseline = redis_only_baseline(n)
-    one_process = consumers(1, n)
-    fill(source_id, n, "c2")
-    two_processes = consumers(2, n)
 
-    print(f"\nCollector (granian, 2 workers, wrk -t2 -c{options.connections}, {options.duration} s each):")
+def print_collector(results: dict[str, dict[str, float]], duration: int, connections: int) -> None:
+    print(f"\nCollector (granian, 2 workers, wrk -t2 -c{connections}, {duration} s each):")
     print(f"{'case':<8} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}")
     for name, per_request in (("bare", 1), ("single", 1), ("batch", 100)):
         r = results[name]
@@ -267,12 +301,6 @@ def main() -> None:
             f"{name:<8} {r['requests_per_s']:>9.0f} {r['requests_per_s'] * per_request:>10.0f} {r['p50_ms']:>8.1f} "
             f"{r['p99_ms']:>8.1f} {r['errors']:>7.0f} {ratio:>8.2f}"
         )
-    print(f"\nConsumer ({n:,} events each):")
-    print(f"redis-only loop (baseline): {baseline:>9,.0f} events/s")
-    print(f"1 consume_events process:   {one_process:>9,.0f} events/s ({one_process / baseline:.2f} x baseline)")
-    print(
-        f"2 consume_events processes: {two_processes:>9,.0f} events/s ({two_processes / one_process:.2f} x one process)"
-    )
 
 
 if __name__ == "__main__":
