@@ -34,3 +34,14 @@ class RedisCache(django_redis.RedisCache):
     def validate_key(self, key: str) -> None:
         """Django checks every key, character by character, for memcached's limits (warnings only);
         they do not apply to Redis, and the check cost ~5 µs per key on the collector's path."""
+
+    def get_many_raw(self, keys: list[str]) -> list[bytes | None]:
+        """The stored bytes under ``keys`` (None where missing), in one MGET and without decoding:
+        for a caller that decodes, and memoises the decoding of, values it knows the shape of
+        (the consent states the collector reads for every event). ``loads`` decodes one."""
+        client = self._cache.get_client(None)
+        values: list[Any] = client.mget([self.make_key(key) for key in keys])
+        return values
+
+    def loads(self, value: bytes) -> Any:
+        return self._cache._serializer.loads(value)  # type: ignore[attr-defined]

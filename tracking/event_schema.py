@@ -152,6 +152,8 @@ def _from_msgspec(error: msgspec.ValidationError, prefix: str = "") -> InvalidEv
 
 
 def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:
+        return moment
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -200,6 +202,24 @@ def validate_event(
         event = msgspec.convert(raw, Envelope, strict=False)
     except msgspec.ValidationError as exc:
         raise _from_msgspec(exc) from exc
+    return _checked(event, batch_context)
+
+
+_ENVELOPE_JSON = msgspec.json.Decoder(Envelope, strict=False)
+
+
+def validate_encoded_event(data: bytes | msgspec.Raw, *, batch_context: Mapping[str, Any] | None = None) -> Envelope:
+    """``validate_event`` for an event of a batch still in JSON, decoded straight into an
+    ``Envelope`` (about twice as fast as a dict converted). Raises ``msgspec.DecodeError`` or
+    ``msgspec.ValidationError`` as msgspec words them, or ``InvalidEvent``: a caller reports a
+    refusal by running ``validate_event`` on the decoded dict, which names the field the same way
+    for every event. Letters for types (``"t"``) are refused here; ``validate_event`` accepts them."""
+    return _checked(_ENVELOPE_JSON.decode(data), batch_context)
+
+
+def _checked(event: Envelope, batch_context: Mapping[str, Any] | None) -> Envelope:
+    """The rules a type cannot say, the E-commerce Spec's properties, then the batch's context
+    merged in and a messageId given to an event without one."""
     if event.userId is None and event.anonymousId is None:
         raise InvalidEvent("userId", "every event needs a userId or an anonymousId")
     if event.type == "track" and event.event is None:
