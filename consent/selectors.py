@@ -246,6 +246,12 @@ def _policy_from_bytes(value: bytes) -> PolicyState:
     return _policy_from(caches["default"].loads(value))  # type: ignore[attr-defined]
 
 
+# What this process last read under each consent key (Redis only), so that the collector can decide
+# before reading again (``consent_gate_foreseen``). Only ever a guess: the append that follows such
+# a decision checks in Redis, atomically, that every value is still the one it was made on.
+_last_read: dict[str, bytes] = {}
+
+
 @lru_cache(maxsize=131_072)
 def _state_key(hash_key: str, kind: str, value: str) -> str:
     return f"consent:subject:{_keyed_hash(hash_key, kind, value)[:40]}"
@@ -258,6 +264,13 @@ def _cached_states(keys: list[str]) -> tuple[PolicyState | None, dict[str, State
     read_raw = getattr(caches["default"], "get_many_raw", None)
     if read_raw is not None:
         values = read_raw(keys)
+        if len(_last_read) > 100_000:
+            _last_read.clear()
+        for key, value in zip(keys, values, strict=True):
+            if value is None:
+                _last_read.pop(key, None)
+            else:
+                _last_read[key] = value
         policy = _policy_from_bytes(values[0]) if values[0] is not None else None
         return policy, {
             key: _state_from_bytes(value) for key, value in zip(keys[1:], values[1:], strict=True) if value is not None
@@ -282,28 +295,34 @@ def _state_for(kind: str, value: str, key: str, found: Mapping[str, State | str]
     return {p: Choice.from_list(values) for p, values in blob["choices"].items()}, bool(blob["suppressed"])
 
 
+def _keys_of(subjects: Iterable[Subject]) -> dict[Subject, list[tuple[str, str, str]]]:
+    hash_key = settings.PZ_PRIVACY_HASH_KEY
+    return {
+        subject: [(kind, value, _state_key(hash_key, kind, value)) for kind, value in _ids(subject)]
+        for subject in dict.fromkeys(subjects)
+    }
+
+
+def _merged(parts: list[State]) -> State:
+    """One person's state from those of their ids."""
+    if len(parts) == 1:
+        return parts[0]
+    return merge_choices(*(choices for choices, _ in parts)), any(suppressed for _, suppressed in parts)
+
+
 def subject_states(subjects: Iterable[Subject]) -> tuple[PolicyState, dict[Subject, State]]:
     """The published policy and, per subject, their latest choices and whether they are suppressed:
     one cache round trip for all of them (the collector asks for a whole batch at once)."""
-    wanted = list(dict.fromkeys(subjects))
-    hash_key = settings.PZ_PRIVACY_HASH_KEY
-    ids = {
-        subject: [(kind, value, _state_key(hash_key, kind, value)) for kind, value in _ids(subject)]
-        for subject in wanted
-    }
+    ids = _keys_of(subjects)
     policy, found = _cached_states([POLICY_KEY, *(key for each in ids.values() for _, _, key in each)])
     if policy is None:
         blob = policy_blob()
         cache.set(POLICY_KEY, blob, STATE_TIMEOUT)
         policy = _policy_from(blob)
-    states: dict[Subject, State] = {}
-    for subject, keys in ids.items():
-        if len(keys) == 1:
-            kind, value, key = keys[0]
-            states[subject] = _state_for(kind, value, key, found)
-            continue
-        parts = [_state_for(kind, value, key, found) for kind, value, key in keys]
-        states[subject] = (merge_choices(*(choices for choices, _ in parts)), any(s for _, s in parts))
+    states = {
+        subject: _merged([_state_for(kind, value, key, found) for kind, value, key in keys])
+        for subject, keys in ids.items()
+    }
     return policy, states
 
 
@@ -321,9 +340,7 @@ class Gate:
     withdrawn: bool  # the person's own latest choice refuses the purpose (not just the default)
 
 
-def consent_gate(subjects: Iterable[Subject], purpose: str) -> dict[Subject, Gate]:
-    """The answer for a purpose for many subjects, in one cache round trip."""
-    policy, states = subject_states(subjects)
+def _gates(policy: PolicyState, states: Mapping[Subject, State], purpose: str) -> dict[Subject, Gate]:
     gates = {}
     known: dict[tuple[int, bool], Gate] = {}  # most subjects share one decoded state (no choice yet)
     for subject, (choices, suppressed) in states.items():
@@ -337,6 +354,49 @@ def consent_gate(subjects: Iterable[Subject], purpose: str) -> dict[Subject, Gat
             )
         gates[subject] = gate
     return gates
+
+
+def consent_gate(subjects: Iterable[Subject], purpose: str) -> dict[Subject, Gate]:
+    """The answer for a purpose for many subjects, in one cache round trip."""
+    policy, states = subject_states(subjects)
+    return _gates(policy, states, purpose)
+
+
+@dataclass(frozen=True)
+class ForeseenGates:
+    """``consent_gate``'s answer as of the values this process last read, and those values under
+    their Redis keys: whoever acts on the answer must check, atomically with the action, that the
+    keys still hold them (``tracking.ingestion`` does, in the script that appends the events)."""
+
+    gates: dict[Subject, Gate]
+    expected: dict[str, bytes]
+
+
+def consent_gate_foreseen(subjects: Iterable[Subject], purpose: str) -> ForeseenGates | None:
+    """``consent_gate`` without a round trip, from what this process last read for each of the
+    subjects' ids (and the policy); None if one was never read here, or links to another id."""
+    backend = caches["default"]
+    if not hasattr(backend, "get_many_raw"):
+        return None
+    ids = _keys_of(subjects)
+    read: dict[str, bytes] = {}
+    for key in [POLICY_KEY, *(key for each in ids.values() for _, _, key in each)]:
+        value = _last_read.get(key)
+        if value is None:
+            return None
+        read[key] = value
+    found: dict[str, State] = {}
+    for key, value in read.items():
+        state = _state_from_bytes(value) if key != POLICY_KEY else None
+        if isinstance(state, str):
+            return None  # an alias: the state it points at is read with the alias
+        if state is not None:
+            found[key] = state
+    states = {subject: _merged([found[key] for _, _, key in each]) for subject, each in ids.items()}
+    return ForeseenGates(
+        gates=_gates(_policy_from_bytes(read[POLICY_KEY]), states, purpose),
+        expected={backend.make_key(key): value for key, value in read.items()},
+    )
 
 
 def consent_allows(*, subject: Subject, purpose: str, jurisdiction: str | None = None) -> bool:

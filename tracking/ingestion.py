@@ -14,13 +14,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import msgspec
+import redis
 from django.conf import settings
 
 from consent.network import RequestFacts, gpc_signal, request_facts, truncate_ip
-from consent.selectors import consent_gate
+from consent.selectors import Gate, consent_gate, consent_gate_foreseen
 from consent.services import consent_apply_gpc
 from consent.subjects import Subject
 from tracking.event_schema import (
@@ -202,27 +204,74 @@ def events_ingest(
             subject = subjects[ids] = Subject(user_id=ids[0], anonymous_id=ids[1])
         valid.append((event, subject))
 
-    gate = consent_gate((subject for _, subject in valid), "analytics")
-    if gpc_signal(dict(meta)):
+    streaming = bool(settings.REDIS_URL) and not settings.PZ_PROCESS_EVENTS_IN_PROCESS
+    gpc = gpc_signal(dict(meta))
+    subjects_seen = [subject for _, subject in valid]
+    received = _iso(received_at) or ""
+
+    def batch_for(gate: Mapping[Subject, Gate]) -> dict[str, Any] | None:
+        events, dropped = _admitted(
+            valid, gate, received_at=received_at, received=received, batch_sent_at=batch_sent_at, facts=facts,
+            internal=internal,
+        )  # fmt: skip
+        result.accepted, result.dropped = len(events), dropped
+        if not (events or dropped or result.rejected):
+            return None
+        return {
+            "id": uuid.uuid4().hex,
+            "source": source_id,
+            "received_at": received,
+            "events": events,
+            "dropped": dict(dropped),
+            "rejected": len(result.rejected),
+        }
+
+    # With the stream, decide on the consent states this process last read for these people, and
+    # append only if Redis still holds them (one round trip); when one changed, or was never read
+    # here, read them (a second round trip) and decide again.
+    foreseen = consent_gate_foreseen(subjects_seen, "analytics") if streaming and not gpc else None
+    if foreseen is not None and len(foreseen.expected) <= MAX_FORESEEN_KEYS:
+        batch = batch_for(foreseen.gates)
+        if batch is None or _append_if_unchanged(batch, foreseen.expected):
+            return result
+    gate = consent_gate(subjects_seen, "analytics")
+    if gpc:
         for subject in gate:
             consent_apply_gpc(subject=subject, **facts)
+    batch = batch_for(gate)
+    if batch is not None:
+        result.stored_now = hand_over(batch)
+    return result
+
+
+def _admitted(
+    valid: list[tuple[Envelope, Subject]],
+    gate: Mapping[Subject, Gate],
+    *,
+    received_at: datetime,
+    received: str,
+    batch_sent_at: datetime | None,
+    facts: RequestFacts,
+    internal: bool,
+) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The normalized events to store, and what was dropped (bots, no consent, erased) by reason."""
     events = []
-    received = received_at.isoformat()
+    dropped: Counter[str] = Counter()
     for event, subject in valid:
         agent = describe_user_agent(str(event.context.get("userAgent") or facts["user_agent"]))
         if agent.is_bot:
-            result.dropped[IngestCount.Outcome.BOT] += 1
+            dropped[IngestCount.Outcome.BOT] += 1
             continue
         decision = gate[subject]
         if decision.suppressed:
-            result.dropped[IngestCount.Outcome.SUPPRESSED] += 1
+            dropped[IngestCount.Outcome.SUPPRESSED] += 1
             continue
         # A shop's own consent tool may grant where the platform only knows the default, never
         # against a withdrawal the person recorded here.
         chosen = _category_choice(event.context)
         allowed = decision.allowed if chosen is None or decision.withdrawn else chosen
         if not allowed:
-            result.dropped[IngestCount.Outcome.NO_CONSENT] += 1
+            dropped[IngestCount.Outcome.NO_CONSENT] += 1
             continue
         events.append(
             _normalized(
@@ -235,19 +284,38 @@ def events_ingest(
                 internal=internal,
             )
         )
-    result.accepted = len(events)
+    return events, dropped
 
-    if events or result.dropped or result.rejected:
-        batch = {
-            "id": uuid.uuid4().hex,
-            "source": source_id,
-            "received_at": received_at.isoformat(),
-            "events": events,
-            "dropped": dict(result.dropped),
-            "rejected": len(result.rejected),
-        }
-        result.stored_now = hand_over(batch)
-    return result
+
+# Lua's unpack() takes at most ~8,000 values; a bigger batch reads its states first.
+MAX_FORESEEN_KEYS = 2000
+
+# KEYS: the stream, then the consent keys a decision was made on; ARGV: the entry, then the value
+# each of those keys held. Appends (and answers the entry's id) only if every key still holds it.
+APPEND_IF_UNCHANGED = """
+local values = redis.call('MGET', unpack(KEYS, 2))
+for i = 1, #values do
+  if values[i] ~= ARGV[i + 1] then
+    return 0
+  end
+end
+return redis.call('XADD', KEYS[1], '*', 'b', ARGV[1])
+"""
+
+
+@lru_cache(maxsize=4)
+def _append_script(client: redis.Redis) -> Any:
+    return client.register_script(APPEND_IF_UNCHANGED)
+
+
+def _append_if_unchanged(batch: Mapping[str, Any], expected: Mapping[str, bytes]) -> bool:
+    """Append ``batch`` to the stream, in the same atomic step as checking that each key of
+    ``expected`` still holds its value; False (nothing appended) if one changed."""
+    from tracking import stream
+
+    script = _append_script(stream.client())
+    appended = script(keys=[stream.STREAM, *expected], args=[msgspec.json.encode(batch), *expected.values()])
+    return appended != 0
 
 
 def hand_over(batch: Mapping[str, Any]) -> int | None:

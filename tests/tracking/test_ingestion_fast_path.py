@@ -8,12 +8,15 @@ from typing import Any
 import msgspec
 import pytest
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from consent.models import Purpose
-from consent.services import consent_record, refresh_policy_cache
+from consent.selectors import POLICY_KEY, Gate, consent_gate_foreseen, state_key
+from consent.services import consent_record, refresh_policy_cache, subject_erase
 from consent.subjects import Subject
 from tracking import stream
 from tracking.event_schema import InvalidEvent, validate_encoded_event, validate_event
@@ -210,3 +213,54 @@ def test_a_batch_from_json_gives_the_answer_and_the_entry_of_the_decoded_batch()
         "rec_id": "r1",
         "agent": {"browser": "Chrome", "os": "Windows", "device": "desktop"},
     }
+
+
+# --- deciding on the consent states last read, checked when appending -----------------------------
+
+
+def _track(message_id: str, anonymous_id: str) -> tuple[int, dict[str, int]]:
+    event = {"type": "track", "event": "Page Loved", "messageId": message_id, "anonymousId": anonymous_id}
+    result = events_ingest(
+        source_id=1, raw_events=[event], meta={"REMOTE_ADDR": "127.0.0.1"}, received_at=timezone.now()
+    )
+    return result.accepted, dict(result.dropped)
+
+
+def _stored_ids() -> list[str]:
+    entries: Any = stream.client().xrange(stream.STREAM)
+    return [e["messageId"] for _, fields in entries for e in msgspec.json.decode(fields[b"b"])["events"]]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the stream and the consent states in Redis")
+def test_a_known_visitors_event_is_appended_in_one_round_trip_unless_their_consent_changed() -> None:
+    Purpose.objects.filter(key="analytics").update(opt_out_jurisdictions=["*"])
+    refresh_policy_cache()
+    stream.client().delete(stream.STREAM)
+    visitor = Subject(anonymous_id="visitor")
+    assert consent_gate_foreseen([visitor], "analytics") is None
+    assert _track("m1", "visitor") == (1, {})  # not cached yet: loaded from the database and cached
+    assert consent_gate_foreseen([visitor], "analytics") is None
+    assert _track("m2", "visitor") == (1, {})  # read from the cache
+    foreseen = consent_gate_foreseen([visitor], "analytics")
+    assert foreseen is not None  # so the next event is decided before reading, and checked when appended
+    assert foreseen.gates == {visitor: Gate(allowed=True, suppressed=False, withdrawn=False)}
+    assert sorted(foreseen.expected) == sorted(
+        cache.make_key(k) for k in (POLICY_KEY, state_key("anonymous", "visitor"))
+    )
+    assert _track("m2b", "visitor") == (1, {})
+
+    consent_record(subject=Subject(anonymous_id="visitor"), choices={"analytics": False}, source="banner")
+    assert _track("m3", "visitor") == (0, {"no_consent": 1})  # the script saw the change
+    assert _track("m4", "visitor") == (0, {"no_consent": 1})  # decided on the new state
+    consent_record(subject=Subject(anonymous_id="visitor"), choices={"analytics": True}, source="banner")
+    assert _track("m5", "visitor") == (1, {})
+    refresh_policy_cache()  # a policy published meanwhile (here, the same one) is checked too
+    Purpose.objects.filter(key="analytics").update(opt_out_jurisdictions=[])
+    refresh_policy_cache()
+    assert _track("m6", "newcomer") == (0, {"no_consent": 1})
+
+    subject_erase(subject=Subject(anonymous_id="visitor"), requested_via="api")
+    assert _track("m7", "visitor") == (0, {"suppressed": 1})
+
+    assert _stored_ids() == ["m1", "m2", "m2b", "m5"]
