@@ -33,7 +33,7 @@ run: $(VENV)/.runtime-installed
 	  trap 'kill $$worker $$consumer 2>/dev/null || true' EXIT; \
 	fi; \
 	echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"; \
-	$(BIN)/granian --interface wsgi --workers 2 --workers-kill-timeout 5 --host $(HOST) --port $(PORT) config.wsgi:application
+	$(BIN)/granian --interface wsgi --workers 2 --blocking-threads 2 --workers-kill-timeout 5 --host $(HOST) --port $(PORT) config.wsgi:application
 
 ## test: lint, type-check, then the suite on PostgreSQL + Redis and its embedded part on SQLite
 test: lint typecheck pytest pytest-embedded

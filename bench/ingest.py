@@ -4,7 +4,7 @@
 
 Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
 1. migrates a fresh database `pz_bench_ingest` and uses Redis db 9 (flushed);
-2. serves the product with granian (2 WSGI workers, as `make run` does) with DEBUG off;
+2. serves the product with granian (2 WSGI workers of 2 threads, as `make run` does) with DEBUG off;
 3. with wrk (2 threads, --connections), measures for --duration seconds each:
    - bare: POST to a bare Django view (bench/urls.py) with a one-event body: the ceiling of the
      server and Django's middleware on this machine;
@@ -143,6 +143,8 @@ def serve() -> subprocess.Popen[bytes]:
             "--interface",
             "wsgi",
             "--workers",
+            "2",
+            "--blocking-threads",
             "2",
             "--host",
             "127.0.0.1",
@@ -292,7 +294,7 @@ def collector(
 
 
 def print_collector(results: dict[str, dict[str, float]], duration: int, connections: int) -> None:
-    print(f"\nCollector (granian, 2 workers, wrk -t2 -c{connections}, {duration} s each):")
+    print(f"\nCollector (granian, 2 workers x 2 threads, wrk -t2 -c{connections}, {duration} s each):")
     print(f"{'case':<8} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}")
     for name, per_request in (("bare", 1), ("single", 1), ("batch", 100)):
         r = results[name]

@@ -5,7 +5,7 @@
 Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
 1. loads the whole of UCI Online Retail into a fresh database `pz_bench_serve` and trains the
    recommenders (`--skip-load` reuses an earlier run's);
-2. serves the product with granian (2 WSGI workers, as `make run` does), DEBUG off, Redis db 12;
+2. serves the product with granian (2 WSGI workers of 2 threads, as `make run` does), DEBUG off, Redis db 12;
 3. with wrk (2 threads), for --duration seconds each, at a fixed --rate (each connection paced)
    and then flat out (16 connections, maximum throughput):
    - bare: GET a bare Django view (bench/urls.py): the ceiling of the server and the middleware;
@@ -77,7 +77,8 @@ def setup(skip_load: bool) -> tuple[str, str, list[str]]:
 
 def serve() -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/granian"), "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
+        [str(ROOT / ".venv/bin/granian"), "--interface", "wsgi", "--workers", "2", "--blocking-threads", "2",
+         "--host", "127.0.0.1",
          "--port", str(PORT), "config.wsgi:application"],
         cwd=ROOT, env=ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
