@@ -12,6 +12,8 @@ admin.site.site_title = "Personalization admin"
 admin.site.index_title = "Catalog, customers and campaigns"
 
 urlpatterns = [
+    # First: the collector answers most of the requests, and Django tries the patterns in order.
+    path("v1/", include("tracking.collector_urls")),
     path("", RedirectView.as_view(url="/shop/" if settings.PZ_DEMO_SHOP else "/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
@@ -21,7 +23,6 @@ urlpatterns = [
     path("api/v1/recommendations", RecommendationsView.as_view(), name="recommendations"),
     path("api/v1/consent/", include("consent.urls")),
     path("privacy/", include("consent.privacy_urls")),
-    path("v1/", include("tracking.collector_urls")),
 ]
 if settings.PZ_DEMO_SHOP:
     urlpatterns.append(path("shop/", include("personalization.shop_urls")))

@@ -6,6 +6,10 @@ parsed user agent), and dropped, only counted, if it comes from a bot or from so
 allowed analytics (or was erased). What remains becomes one batch: appended to the Redis Stream
 when REDIS_URL is set, processed in-process otherwise. Either way, when this returns, every
 accepted event is durably stored.
+
+With the stream, a request from people whose consent states this process has read before is
+decided on those states and appended by a script that first checks, atomically, that Redis still
+holds them: one round trip instead of a read and an append (see ``consent_gate_foreseen``).
 """
 
 import re
@@ -188,7 +192,8 @@ def events_ingest(
     ``internal``: the events are the platform's own (the recommendation API's exposures), which
     may carry ``context.pz.internal``; from anyone else it is removed."""
     result = IngestResult()
-    facts = request_facts(dict(meta), settings.PZ_TRUSTED_PROXIES)
+    headers = meta if isinstance(meta, dict) else dict(meta)
+    facts = request_facts(headers, settings.PZ_TRUSTED_PROXIES)
     valid: list[tuple[Envelope, Subject]] = []
     subjects: dict[tuple[str, str], Subject] = {}
     for index, raw in enumerate(raw_events):
@@ -205,7 +210,7 @@ def events_ingest(
         valid.append((event, subject))
 
     streaming = bool(settings.REDIS_URL) and not settings.PZ_PROCESS_EVENTS_IN_PROCESS
-    gpc = gpc_signal(dict(meta))
+    gpc = gpc_signal(headers)
     subjects_seen = [subject for _, subject in valid]
     received = _iso(received_at) or ""
 
