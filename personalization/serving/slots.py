@@ -5,7 +5,6 @@ import random
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.core.cache import cache
 
@@ -105,10 +104,7 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
 def _products(shown: list[Shown], rules: Rules, limit: int) -> list[ServedItem]:
     """The products of the slot, read now (a few spare candidates stand in for any deactivated,
     or out of stock, since this process's catalog snapshot)."""
-    filters: dict[str, Any] = {"sku__in": [s.candidate.sku for s in shown], "is_active": True}
-    if rules.in_stock_only:
-        filters["in_stock"] = True
-    by_sku = product_cards(**filters)
+    by_sku = product_cards(skus=[s.candidate.sku for s in shown], in_stock_only=rules.in_stock_only)
     items: list[ServedItem] = []
     for s in shown:
         product = by_sku.get(s.candidate.sku)
