@@ -58,14 +58,17 @@ def _excluded_skus(spec: CampaignSpec, situation: Situation, now: datetime) -> f
     return frozenset(skus)
 
 
-def _chained(candidates: list[Candidate], rank: int) -> list[Candidate]:
+def _chained(candidates: list[Candidate], rank: int, strategy: str) -> list[Candidate]:
     """Candidates of the ``rank``-th strategy of the chain, scored so that the main strategy's come
-    first and each fallback's after (the rules then see one ranked list)."""
+    first and each fallback's after (the rules then see one ranked list), and naming it."""
     if not candidates:
         return []
     scores = [c.score for c in candidates]
     low, span = min(scores), (max(scores) - min(scores)) or 1.0
-    return [replace(c, score=(c.score - low) / span * 0.99 + 1000 - rank) for c in candidates]
+    return [
+        replace(c, score=(c.score - low) / span * 0.99 + 1000 - rank, reason={**c.reason, "strategy": strategy})
+        for c in candidates
+    ]
 
 
 def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -> tuple[list[ServedItem], list[str]]:
@@ -94,7 +97,7 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
             tried.append(f"{name} (failed)")
             continue
         tried.append(name)
-        merged += _chained([replace(c, reason={**c.reason, "strategy": name}) for c in found], rank)
+        merged += _chained(found, rank, name)
         shown = rules_apply(merged, rules, k=limit + 5, context_price=context_price, pinned=pinned)
         if len(shown) >= limit + 5:
             break
