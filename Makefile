@@ -26,7 +26,7 @@ run: $(VENV)/.runtime-installed
 	@set -e; export DEBUG=$${DEBUG:-1}; \
 	$(BIN)/python manage.py migrate --noinput; \
 	$(BIN)/python manage.py collectstatic --noinput -v0; \
-	$(BIN)/python manage.py demo_setup; \
+	$(BIN)/python manage.py demo_setup --base-url http://$(HOST):$(PORT); \
 	if [ -n "$${REDIS_URL:-}" ]; then \
 	  $(BIN)/celery -A config worker --beat --loglevel INFO --concurrency 2 & worker=$$!; \
 	  $(BIN)/python manage.py consume_events & consumer=$$!; \

@@ -1,6 +1,12 @@
-"""pydantic validation errors as the API's ``fields`` map (pure: no Django imports)."""
+"""pydantic and msgspec validation errors as the API's field names and reasons (pure: no Django)."""
 
+import re
+
+import msgspec
 from pydantic import ValidationError
+
+_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 
 
 def validation_error_fields(exc: ValidationError, *, root: str = "row") -> dict[str, list[str]]:
@@ -14,3 +20,16 @@ def validation_error_fields(exc: ValidationError, *, root: str = "row") -> dict[
             message = "is not a known field"
         fields.setdefault(name, []).append(message)
     return fields
+
+
+def msgspec_error_field(error: msgspec.ValidationError) -> tuple[str, str]:
+    """``Expected `str`, got `int` - at `$.userId``` → ``("userId", "Expected `str`, got `int`")``; a
+    missing field is named itself (not the object that lacks it); the whole value is ``""``."""
+    message = str(error)
+    match = _MSGSPEC_PATH.search(message)
+    path = match.group("path").lstrip(".").replace("[", ".").replace("]", "") if match else ""
+    reason = message[: match.start()] if match else message
+    missing = _MISSING.match(reason)
+    if missing:
+        path, reason = ".".join(p for p in (path, missing.group("name")) if p), "is required"
+    return path, reason

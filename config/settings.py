@@ -208,6 +208,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1, where JSON Schema's "type": "null" is valid: the pydantic models of the catalog and
+    # consent APIs describe optional fields that way (3.0 would need "nullable").
+    "OAS_VERSION": "3.1.0",
 }
 
 # --- django-import-export ----------------------------------------------------------------------

@@ -1,16 +1,19 @@
 """The recommendation API: ``GET /api/v1/recommendations``, for storefront widgets and shop servers."""
 
 import time
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
 
+import msgspec
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import api_error_schema
+from config.input_errors import msgspec_error_field
 from consent.network import gpc_signal, request_facts
 from consent.services import consent_apply_gpc
 from consent.subjects import InvalidSubject, Subject
@@ -76,6 +79,38 @@ class RecommendationQuery(serializers.Serializer[Any]):
         if not attrs.get("anonymousId") and not attrs.get("userId"):
             raise serializers.ValidationError({"anonymousId": ["Give an anonymousId or a userId."]})
         return attrs
+
+
+Text = Annotated[str, msgspec.Meta(max_length=128)]
+
+
+class RecommendationParams(msgspec.Struct, kw_only=True):
+    """``RecommendationQuery``'s rules, checked by msgspec: the serializer documents the API, this
+    validates each request (a DRF serializer deep-copies its fields per request: 0.3 ms)."""
+
+    placement: Annotated[str, msgspec.Meta(pattern=r"^[-a-zA-Z0-9_]+$", max_length=64)]
+    anonymousId: Text = ""
+    userId: Text = ""
+    userToken: Text = ""
+    product: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    category: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] | None = None
+    country: Annotated[str, msgspec.Meta(pattern=r"^([A-Za-z]{2})?$")] = ""
+
+
+def recommendation_params(query: Mapping[str, str]) -> RecommendationParams:
+    """The query's parameters, or a 400 naming the field and why."""
+    values = {name: value.strip() for name, value in query.items() if name in RecommendationParams.__struct_fields__}
+    if values.get("limit") == "":
+        del values["limit"]
+    try:
+        params = msgspec.convert(values, RecommendationParams, strict=False)
+    except msgspec.ValidationError as exc:
+        field, reason = msgspec_error_field(exc)
+        raise exceptions.ValidationError({field or "query": [reason]}) from exc
+    if not params.anonymousId and not params.userId:
+        raise exceptions.ValidationError({"anonymousId": ["Give an anonymousId or a userId."]})
+    return params
 
 
 class CampaignRefSerializer(serializers.Serializer[Any]):
@@ -175,21 +210,19 @@ class RecommendationsView(APIView):
             401: OpenApiResponse(api_error_schema(), description="Missing or unknown key."),
         },
     )
-    def get(self, request: Request) -> Response:
-        query = RecommendationQuery(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+    def get(self, request: Request) -> HttpResponse:
+        params = recommendation_params(request.GET)
         credential: SourceCredential = request.auth  # type: ignore[assignment]
         source = credential.source
-        user_id = data.get("userId") or ""
-        if user_id and not credential.secret and not user_token_valid(source, user_id, data.get("userToken") or ""):
-            if not data.get("anonymousId"):
+        user_id = params.userId
+        if user_id and not credential.secret and not user_token_valid(source, user_id, params.userToken):
+            if not params.anonymousId:
                 raise exceptions.ValidationError(
                     {"userToken": ["A browser asking in a user's name needs the userToken the shop's server computes."]}
                 )
             user_id = ""  # served by the browser's own id only
         try:
-            subject = Subject(user_id=user_id, anonymous_id=data.get("anonymousId") or "")
+            subject = Subject(user_id=user_id, anonymous_id=params.anonymousId)
         except InvalidSubject as exc:
             raise exceptions.ValidationError({"anonymousId": [str(exc)]}) from exc
         meta = dict(request.META)
@@ -198,12 +231,12 @@ class RecommendationsView(APIView):
         try:
             served = serve(
                 ServeRequest(
-                    placement=data["placement"],
+                    placement=params.placement,
                     subject=subject,
-                    product=data.get("product") or "",
-                    category=data.get("category") or "",
-                    limit=data.get("limit"),
-                    country=(data.get("country") or "").upper(),
+                    product=params.product,
+                    category=params.category,
+                    limit=params.limit,
+                    country=params.country.upper(),
                     device=describe_user_agent(str(meta.get("HTTP_USER_AGENT", ""))).device,
                 )
             )
@@ -216,7 +249,8 @@ class RecommendationsView(APIView):
             received_at=timezone.now(),
             internal=True,
         )
-        response = Response(answer_body(served))
+        # Encoded here rather than by DRF's renderer and content negotiation: the answer is JSON only.
+        response = HttpResponse(msgspec.json.encode(answer_body(served)), content_type="application/json")
         response["Cache-Control"] = (
             f"public, max-age={PUBLIC_MAX_AGE}" if not served.personalized else "private, no-store"
         )

@@ -122,7 +122,7 @@ def precomputed_list(spec: PlacementSpec, request: ServeRequest, limit: int) -> 
         found = recommendations_for_visitor(request.subject, context, limit, "trending")
         entries = [(item.product.pk, item.score) for item in found.items]
         cache.set(key, entries, FALLBACK_LIST_SECONDS)
-    products = {card.pk: card for card in product_cards(pk__in=[pk for pk, _ in entries], is_active=True).values()}
+    products = {card.pk: card for card in product_cards(pks=[pk for pk, _ in entries]).values()}
     return [
         ServedItem(products[pk], position, score, {"recommender": "trending", "strategy": "trending"})
         for position, (pk, score) in enumerate(((pk, s) for pk, s in entries if pk in products), start=1)
@@ -152,7 +152,7 @@ def _cached(key: str) -> Served | None:
     entry: dict[str, Any] | None = cache.get(key)
     if entry is None:
         return None
-    cards = product_cards(pk__in=[i[0] for i in entry["items"]], is_active=True)
+    cards = product_cards(pks=[i[0] for i in entry["items"]])
     products = {card.pk: card for card in cards.values()}
     items = [
         ServedItem(products[pk], position, score, reason, propensity)

@@ -1,11 +1,13 @@
 """What a request asks of serving, and what it answers."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from config import sql
 from consent.subjects import Subject
 from personalization.models import Product
 from personalization.recommendations import Visit
@@ -40,10 +42,28 @@ class ProductCard:
 
 CARD_FIELDS = ("pk", "sku", "name", "url", "image_url", "price", "currency", "category__path")
 
+_CARDS_SQL = (
+    "SELECT p.id, p.sku, p.name, p.url, p.image_url, p.price, p.currency, c.path "
+    "FROM personalization_product p LEFT JOIN personalization_category c ON c.id = p.category_id "
+    "WHERE p.is_active AND (p.in_stock OR NOT %s) AND "
+)
 
-def product_cards(**filters: Any) -> dict[str, ProductCard]:
-    """``{sku: card}`` of the products matching ``filters`` (one query, no ordering)."""
-    rows = Product.objects.filter(**filters).order_by().values_list(*CARD_FIELDS)
+
+def product_cards(
+    *, skus: Sequence[str] = (), pks: Sequence[int] = (), in_stock_only: bool = False
+) -> dict[str, ProductCard]:
+    """``{sku: card}`` of the active products among ``skus`` or ``pks`` (in stock only, if asked),
+    read now: one query, no ordering."""
+    if not skus and not pks:
+        return {}
+    if sql.postgres():
+        where = "p.sku = ANY(%s)" if skus else "p.id = ANY(%s)"
+        rows: Any = sql.fetch_all(_CARDS_SQL + where, (in_stock_only, list(skus) if skus else list(pks)))
+    else:
+        products = Product.objects.filter(is_active=True, **({"sku__in": skus} if skus else {"pk__in": pks}))
+        if in_stock_only:
+            products = products.filter(in_stock=True)
+        rows = products.order_by().values_list(*CARD_FIELDS)
     return {
         sku: ProductCard(pk, sku, name, url, image_url, price, currency, category or "")
         for pk, sku, name, url, image_url, price, currency, category in rows

@@ -5,7 +5,6 @@ import random
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.core.cache import cache
 
@@ -59,14 +58,17 @@ def _excluded_skus(spec: CampaignSpec, situation: Situation, now: datetime) -> f
     return frozenset(skus)
 
 
-def _chained(candidates: list[Candidate], rank: int) -> list[Candidate]:
+def _chained(candidates: list[Candidate], rank: int, strategy: str) -> list[Candidate]:
     """Candidates of the ``rank``-th strategy of the chain, scored so that the main strategy's come
-    first and each fallback's after (the rules then see one ranked list)."""
+    first and each fallback's after (the rules then see one ranked list), and naming it."""
     if not candidates:
         return []
     scores = [c.score for c in candidates]
     low, span = min(scores), (max(scores) - min(scores)) or 1.0
-    return [replace(c, score=(c.score - low) / span * 0.99 + 1000 - rank) for c in candidates]
+    return [
+        replace(c, score=(c.score - low) / span * 0.99 + 1000 - rank, reason={**c.reason, "strategy": strategy})
+        for c in candidates
+    ]
 
 
 def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -> tuple[list[ServedItem], list[str]]:
@@ -95,7 +97,7 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
             tried.append(f"{name} (failed)")
             continue
         tried.append(name)
-        merged += _chained([replace(c, reason={**c.reason, "strategy": name}) for c in found], rank)
+        merged += _chained(found, rank, name)
         shown = rules_apply(merged, rules, k=limit + 5, context_price=context_price, pinned=pinned)
         if len(shown) >= limit + 5:
             break
@@ -105,10 +107,7 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
 def _products(shown: list[Shown], rules: Rules, limit: int) -> list[ServedItem]:
     """The products of the slot, read now (a few spare candidates stand in for any deactivated,
     or out of stock, since this process's catalog snapshot)."""
-    filters: dict[str, Any] = {"sku__in": [s.candidate.sku for s in shown], "is_active": True}
-    if rules.in_stock_only:
-        filters["in_stock"] = True
-    by_sku = product_cards(**filters)
+    by_sku = product_cards(skus=[s.candidate.sku for s in shown], in_stock_only=rules.in_stock_only)
     items: list[ServedItem] = []
     for s in shown:
         product = by_sku.get(s.candidate.sku)

@@ -28,6 +28,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--since", default=settings.PZ_DEMO_SINCE, help="First day of the demo slice.")
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument(
+            "--base-url", default="http://127.0.0.1:8000", help="Where the demo is served (for the printed links)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         credentials = settings.VAR_DIR / "demo-credentials.txt"
@@ -59,9 +62,10 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("The demo is ready."))
         password = stored.get("admin password", "(set before; unchanged)")
-        self.stdout.write(f"  Admin:      http://127.0.0.1:8000/admin/  user admin, password {password}")
-        self.stdout.write("  Shop:       http://127.0.0.1:8000/shop/")
-        self.stdout.write("  API docs:   http://127.0.0.1:8000/api/docs/")
+        base = options["base_url"].rstrip("/")
+        self.stdout.write(f"  Admin:      {base}/admin/  user admin, password {password}")
+        self.stdout.write(f"  Shop:       {base}/shop/")
+        self.stdout.write(f"  API docs:   {base}/api/docs/")
         self.stdout.write(f"  Source '{DEMO_SOURCE}':")
         self.stdout.write(f"    write key  {stored.get('write key', '?')}  (public: pz.js and Segment SDKs)")
         self.stdout.write(f"    secret key {stored.get('secret key', '?')}  (server-side: the catalog API)")
