@@ -5,7 +5,6 @@ its neighbours are kept. msgspec rather than pydantic here: the collector valida
 thousands of events a second, and msgspec converts a dict several times faster.
 """
 
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from config.input_errors import msgspec_error_field
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -131,21 +132,10 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
-_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
-
-
 def _from_msgspec(error: msgspec.ValidationError, prefix: str = "") -> InvalidEvent:
     """``Expected `str`, got `int` - at `$.userId``` → field ``userId``, reason ``Expected `str`, got `int```."""
-    message = str(error)
-    match = _MSGSPEC_PATH.search(message)
-    path = match.group("path").lstrip(".").replace("[", ".").replace("]", "") if match else ""
-    reason = message[: match.start()] if match else message
-    missing = _MISSING.match(reason)
-    if missing:  # name the missing field itself, not the object that lacks it
-        path, reason = ".".join(p for p in (path, missing.group("name")) if p), "is required"
-    field = ".".join(part for part in (prefix, path) if part) or "event"
-    return InvalidEvent(field, reason)
+    path, reason = msgspec_error_field(error)
+    return InvalidEvent(".".join(part for part in (prefix, path) if part) or "event", reason)
 
 
 # --- timestamps --------------------------------------------------------------------------------
