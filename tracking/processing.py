@@ -14,7 +14,7 @@ processed again finds its events stored and changes nothing.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -29,8 +29,9 @@ from consent.services import subject_link
 from personalization.selectors import products_by_skus
 from personalization.services.exposures import outcomes_record
 from tracking.event_schema import PRODUCT_EVENTS, product_key
-from tracking.models import Event, IngestCount, Order, ProcessedBatch, Profile
-from tracking.profile_rules import WEIGHTS, SessionState, add_affinity, assign_session, cart_change, push_recent
+from tracking.models import Event, IngestCount, Order, ProcessedBatch
+from tracking.profile_rules import WEIGHTS, add_affinity, assign_session, cart_change, push_recent
+from tracking.profile_store import LockedProfiles, ProfileRow
 from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_upsert, order_bulk_record, order_cancel
 
 
@@ -208,103 +209,6 @@ def _insert_postgres(rows: Sequence[list[Any]]) -> set[int]:
 # --- applying stored events --------------------------------------------------------------------
 
 
-class _Profiles:
-    """The profiles a batch touches, locked for the transaction, created on first use."""
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        wanted = sorted(set(keys))  # lock in key order: two consumers never wait on each other in a cycle
-        self.by_key = {p.key: p for p in Profile.objects.select_for_update().filter(key__in=wanted).order_by("key")}
-        self.new: dict[str, Profile] = {}
-        self.sessions: dict[str, SessionState] = {}
-
-    def get(self, key: str) -> Profile:
-        profile = self.by_key.get(key)
-        if profile is None:
-            kind, _, value = key.partition(":")
-            profile = Profile(key=key, user_id=value if kind == "u" else "", anonymous_id=value if kind == "a" else "")
-            self.by_key[key] = self.new[key] = profile
-        return profile
-
-    def session(self, profile: Profile) -> SessionState:
-        state = self.sessions.get(profile.key)
-        if state is None:
-            state = self.sessions[profile.key] = SessionState(
-                profile.session_id, profile.session_started_at, profile.last_seen_at, profile.sessions
-            )
-        return state
-
-    def save(self) -> None:
-        for key, state in self.sessions.items():
-            profile = self.by_key[key]
-            profile.session_id, profile.session_started_at, profile.sessions = (
-                state.session_id,
-                state.started_at,
-                state.sessions,
-            )
-        # A profile new in this batch may be merged into another new one: create them all first.
-        merges = {key: p.merged_into for key, p in self.new.items() if p.merged_into is not None}
-        for key in merges:
-            self.new[key].merged_into = None
-        Profile.objects.bulk_create(list(self.new.values()), batch_size=500)
-        for key, target in merges.items():
-            self.new[key].merged_into = target
-        changed = [p for key, p in self.by_key.items() if key not in self.new or key in merges]
-        if connection.vendor == "postgresql":
-            _update_profiles_postgres(changed)
-        else:
-            Profile.objects.bulk_update(changed, _PROFILE_FIELDS, batch_size=100)
-
-
-_PROFILE_FIELDS = [
-    "user_id", "anonymous_id", "merged_into", "first_seen_at", "last_seen_at", "session_id", "session_started_at",
-    "sessions", "page_views", "product_views", "adds", "removes", "orders", "cancellations", "revenue",
-    "last_order_at", "last_order_id", "recently_viewed", "cart", "category_affinity", "brand_affinity", "traits",
-]  # fmt: skip
-
-
-_PROFILE_TYPES = {
-    "user_id": "text", "anonymous_id": "text", "merged_into": "bigint", "first_seen_at": "timestamptz",
-    "last_seen_at": "timestamptz", "session_id": "text", "session_started_at": "timestamptz", "sessions": "integer",
-    "page_views": "integer", "product_views": "integer", "adds": "integer", "removes": "integer", "orders": "integer",
-    "cancellations": "integer", "revenue": "numeric", "last_order_at": "timestamptz", "last_order_id": "text",
-    "recently_viewed": "jsonb", "cart": "jsonb", "category_affinity": "jsonb", "brand_affinity": "jsonb",
-    "traits": "jsonb",
-}  # fmt: skip
-
-
-def _merged_into_id(profile: Profile) -> int | None:
-    """The id of the profile it was merged into, without a query (a target created in this batch
-    is known only as the related object)."""
-    if profile.merged_into_id is not None:
-        return profile.merged_into_id
-    target = Profile._meta.get_field("merged_into").get_cached_value(profile, None)
-    return target.pk if target is not None else None
-
-
-def _update_profiles_postgres(profiles: Sequence[Profile]) -> None:
-    """One UPDATE ... FROM unnest() for all changed profiles. Django's bulk_update writes a CASE per
-    column whose cost grows with the square of the rows; this one is linear."""
-    if not profiles:
-        return
-    columns: list[list[Any]] = [[p.pk for p in profiles]]
-    for field in _PROFILE_FIELDS:
-        if _PROFILE_TYPES[field] == "jsonb":
-            columns.append([msgspec.json.encode(getattr(p, field)).decode() for p in profiles])
-        elif field == "merged_into":
-            columns.append([_merged_into_id(p) for p in profiles])
-        else:
-            columns.append([getattr(p, field) for p in profiles])
-    names = ["merged_into_id" if f == "merged_into" else f for f in _PROFILE_FIELDS]
-    arrays = ", ".join(["%b::bigint[]", *(f"%b::{_PROFILE_TYPES[f]}[]" for f in _PROFILE_FIELDS)])
-    assignments = ", ".join(f"{name} = v.{name}" for name in names)
-    sql = (
-        f"UPDATE tracking_profile AS p SET {assignments}, updated_at = now() "  # noqa: S608 (constants)
-        f"FROM unnest({arrays}) AS v(id, {', '.join(names)}) WHERE p.id = v.id"
-    )
-    with _bound_cursor() as cursor:
-        cursor.execute(sql, columns)
-
-
 def _profile_key(event: Mapping[str, Any], links: Mapping[str, str]) -> str:
     if event.get("userId"):
         return f"u:{event['userId']}"
@@ -312,7 +216,7 @@ def _profile_key(event: Mapping[str, Any], links: Mapping[str, str]) -> str:
     return f"u:{links[anonymous_id]}" if anonymous_id in links else f"a:{anonymous_id}"
 
 
-def _lock_profiles(events: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str], "_Profiles"]:
+def _lock_profiles(events: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str], LockedProfiles]:
     """The identity links of the events' anonymous ids, and their visitors' profiles, locked."""
     anonymous_ids = {e["anonymousId"] for e in events if e.get("anonymousId")}
     anonymous_ids |= {e["previousId"] for e in events if e["type"] == "alias" and e.get("previousId")}
@@ -320,11 +224,11 @@ def _lock_profiles(events: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str],
     keys = {_profile_key(e, links) for e in events}
     keys |= {f"a:{a}" for a in anonymous_ids}  # identify/alias may merge them
     keys |= {f"u:{e['userId']}" for e in events if e.get("userId")}
-    return links, _Profiles(keys)
+    return links, LockedProfiles(keys)
 
 
 def _apply(
-    stored: list[tuple[int, dict[str, Any]]], links: dict[str, str], profiles: "_Profiles"
+    stored: list[tuple[int, dict[str, Any]]], links: dict[str, str], profiles: LockedProfiles
 ) -> dict[tuple[int, str], str]:
     """Apply new events, in time order, to sessions, identities, profiles and orders; return the
     session of each event."""
@@ -367,7 +271,7 @@ def _products_of(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _stitch(
-    event: Mapping[str, Any], links: dict[str, str], profiles: _Profiles, customers: dict[str, CustomerIn]
+    event: Mapping[str, Any], links: dict[str, str], profiles: LockedProfiles, customers: dict[str, CustomerIn]
 ) -> None:
     """identify and alias link an anonymous id (or an alias's previous id) to a user, merge its
     profile into the person's, and keep the traits."""
@@ -393,7 +297,7 @@ def _country(traits: Mapping[str, Any]) -> str:
     return country.upper() if isinstance(country, str) and len(country) == 2 else ""
 
 
-def _merge(target: Profile, source: Profile, profiles: _Profiles) -> None:
+def _merge(target: ProfileRow, source: ProfileRow, profiles: LockedProfiles) -> None:
     """An anonymous visitor turned out to be this person: their profile joins the person's."""
     for field in ("page_views", "product_views", "adds", "removes", "orders", "cancellations", "revenue"):
         setattr(target, field, getattr(target, field) + getattr(source, field))
@@ -431,7 +335,7 @@ def _money(value: Any) -> Decimal:
 
 
 def _track(
-    profile: Profile,
+    profile: ProfileRow,
     event: Mapping[str, Any],
     when: datetime,
     catalog: Mapping[str, Any],
