@@ -78,6 +78,16 @@ class ProfileRow:
     revenue: Decimal
     last_order_at: datetime | None
     last_order_id: str
+    _recently_viewed: Any  # decoded (None: not read yet)
+    _cart: Any
+    _category_affinity: Any
+    _brand_affinity: Any
+    _traits: Any
+    _recently_viewed_raw: str | None  # as PostgreSQL sent it
+    _cart_raw: str | None
+    _category_affinity_raw: str | None
+    _brand_affinity_raw: str | None
+    _traits_raw: str | None
 
     recently_viewed = _json_column("recently_viewed")
     cart = _json_column("cart")
@@ -86,23 +96,28 @@ class ProfileRow:
     traits = _json_column("traits")
 
     def __init__(self, key: str, scalars: Sequence[Any] | None = None, jsons: Sequence[Any] | None = None) -> None:
-        """A new profile (no ``scalars``), or a stored one: ``jsons`` decoded values, or JSON texts in
-        ``raw`` form when ``scalars`` comes with them from PostgreSQL (see ``_load_postgres``)."""
+        """A new profile (no ``scalars``), or a stored one: with ``jsons`` decoded, or without them
+        (their JSON texts then go to the ``_<name>_raw`` slots, see ``_load_postgres``)."""
         self.id = None
         self.key = key
         self.merged_into = None
         if scalars is None:
             kind, _, value = key.partition(":")
-            scalars = [
+            scalars = (
                 value if kind == "u" else "", value if kind == "a" else "", None, None, None, "", None,
                 0, 0, 0, 0, 0, 0, 0, Decimal("0"), None, "",
-            ]  # fmt: skip
-            jsons = [[], {}, {}, {}, {}]
-        for name, value in zip(SCALARS, scalars, strict=True):
-            setattr(self, name, value)
-        for name, value in zip(JSONS, jsons or [None] * len(JSONS), strict=True):
-            setattr(self, f"_{name}", value)
-            setattr(self, f"_{name}_raw", None)
+            )  # fmt: skip
+            jsons = ([], {}, {}, {}, {})
+        (
+            self.user_id, self.anonymous_id, self.merged_into_id, self.first_seen_at, self.last_seen_at,
+            self.session_id, self.session_started_at, self.sessions, self.page_views, self.product_views,
+            self.adds, self.removes, self.orders, self.cancellations, self.revenue, self.last_order_at,
+            self.last_order_id,
+        ) = scalars  # the order of SCALARS  # fmt: skip
+        unread = (None, None, None, None, None)
+        self._recently_viewed, self._cart, self._category_affinity, self._brand_affinity, self._traits = jsons or unread
+        self._recently_viewed_raw = self._cart_raw = self._category_affinity_raw = None
+        self._brand_affinity_raw = self._traits_raw = None
 
     def json_read(self, name: str) -> bool:
         """Whether a JSON column was read (and so may have changed)."""
@@ -175,8 +190,10 @@ def _load_postgres(keys: list[str]) -> list[ProfileRow]:
         for record in cursor:
             row = ProfileRow(record[0], record[1 : width + 1])
             row.id = record[width + 1]
-            for name, raw in zip(JSONS, record[width + 2 :], strict=True):
-                setattr(row, f"_{name}_raw", raw)
+            (
+                row._recently_viewed_raw, row._cart_raw, row._category_affinity_raw, row._brand_affinity_raw,
+                row._traits_raw,
+            ) = record[width + 2 :]  # the order of JSONS  # fmt: skip
             rows.append(row)
     return rows
 
