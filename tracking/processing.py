@@ -32,7 +32,7 @@ from personalization.services.exposures import outcomes_record
 from tracking.event_schema import PRODUCT_EVENTS, product_key
 from tracking.models import Event, IngestCount, Order, ProcessedBatch
 from tracking.profile_rules import WEIGHTS, add_affinity, assign_session, cart_change, push_recent
-from tracking.profile_store import LockedProfiles, ProfileRow
+from tracking.profile_store import LockedProfiles, ProfileRow, postgres_fast_path
 from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_upsert, order_bulk_record, order_cancel
 
 
@@ -95,7 +95,7 @@ def _bound_cursor() -> Any:
 def _mark_processed(batch_ids: Sequence[str]) -> set[str]:
     """Record the batches as processed; return those that were not already."""
     wanted = list(dict.fromkeys(batch_ids))
-    if connection.vendor == "postgresql":
+    if postgres_fast_path():
         with _bound_cursor() as cursor:
             cursor.execute(
                 "INSERT INTO tracking_processedbatch (id, processed_at) SELECT unnest(%b::text[]), now() "
@@ -149,7 +149,7 @@ def _values(source_id: int, event: Mapping[str, Any], session_id: str) -> list[A
 
 def _stored_keys(keys: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
     """Which of these (source, messageId) are stored already: one indexed lookup."""
-    if connection.vendor == "postgresql":
+    if postgres_fast_path():
         with _bound_cursor() as cursor:
             cursor.execute(
                 "SELECT e.source_id, e.message_id FROM tracking_event e "
@@ -175,7 +175,7 @@ def _insert_events(rows: Sequence[tuple[int, Mapping[str, Any]]], sessions: Mapp
     Should another process store one of them meanwhile all the same (a visitor linked to a person
     under our feet), the unique (source, message_id) index refuses it and the transaction is retried."""
     values = [_values(source_id, event, sessions.get((source_id, event["messageId"]), "")) for source_id, event in rows]
-    if connection.vendor == "postgresql":
+    if postgres_fast_path():
         _copy_postgres(values)
     else:
         Event.objects.bulk_create([Event(**dict(zip(_COLUMNS, v, strict=True))) for v in values], batch_size=500)

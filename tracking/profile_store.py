@@ -33,6 +33,14 @@ _TYPES = {
 _EMPTY: dict[str, Any] = {"recently_viewed": list, "cart": dict, "category_affinity": dict, "brand_affinity": dict}
 
 
+POSTGRES_FAST_PATH = True  # the tests turn it off to compare the fast path with the generic one
+
+
+def postgres_fast_path() -> bool:
+    """Whether to use psycopg's cursor, arrays and COPY (PostgreSQL) rather than the ORM (anywhere)."""
+    return POSTGRES_FAST_PATH and connection.vendor == "postgresql"
+
+
 def _json_column(name: str) -> property:
     """A JSON column decoded on first read (from the text PostgreSQL sent); once read, it is written back."""
     raw_slot, value_slot = f"_{name}_raw", f"_{name}"
@@ -134,7 +142,7 @@ class LockedProfiles:
 
     def __init__(self, keys: Iterable[str]) -> None:
         wanted = sorted(set(keys))
-        rows = _load_postgres(wanted) if connection.vendor == "postgresql" else _load_orm(wanted)
+        rows = _load_postgres(wanted) if postgres_fast_path() else _load_orm(wanted)
         self.by_key: dict[str, ProfileRow] = {row.key: row for row in rows}
         self.new: dict[str, ProfileRow] = {}
         self.sessions: dict[str, SessionState] = {}
@@ -158,13 +166,13 @@ class LockedProfiles:
             row = self.by_key[key]
             row.session_id, row.session_started_at, row.sessions = state.session_id, state.started_at, state.sessions
         new = list(self.new.values())
-        if connection.vendor == "postgresql":
+        if postgres_fast_path():
             _insert_postgres(new)
         else:
             _insert_orm(new)
         # A profile new in this batch may have been merged into another new one: it has an id now.
         changed = [row for row in self.by_key.values() if row.key not in self.new or row.merged_into is not None]
-        if connection.vendor == "postgresql":
+        if postgres_fast_path():
             _update_postgres(changed)
         else:
             _update_orm(changed)
