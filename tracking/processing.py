@@ -32,7 +32,7 @@ from personalization.services.exposures import outcomes_record
 from tracking.event_schema import PRODUCT_EVENTS, product_key
 from tracking.models import Event, IngestCount, Order, ProcessedBatch
 from tracking.profile_rules import WEIGHTS, add_affinity, assign_session, cart_change, push_recent
-from tracking.profile_store import LockedProfiles, ProfileRow, postgres_fast_path
+from tracking.profile_store import LockedProfiles, ProfileRow, bound_cursor, postgres_fast_path
 from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_upsert, order_bulk_record, order_cancel
 
 
@@ -82,21 +82,11 @@ def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
     return ProcessResult(stored=len(stored), duplicates=total - len(stored))
 
 
-def _bound_cursor() -> Any:
-    """A psycopg cursor with server-side parameter binding, in Django's connection and transaction.
-
-    Django's psycopg backend binds parameters on the client: each array given to unnest() would be
-    rendered to an SQL literal in Python, which took a third of the consumer's time. psycopg's own
-    cursor sends them as parameters, encoded in C."""
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)  # not connection.cursor(): Django sets ClientCursor as its factory
-
-
 def _mark_processed(batch_ids: Sequence[str]) -> set[str]:
     """Record the batches as processed; return those that were not already."""
     wanted = list(dict.fromkeys(batch_ids))
     if postgres_fast_path():
-        with _bound_cursor() as cursor:
+        with bound_cursor() as cursor:
             cursor.execute(
                 "INSERT INTO tracking_processedbatch (id, processed_at) SELECT unnest(%b::text[]), now() "
                 "ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -150,7 +140,7 @@ def _values(source_id: int, event: Mapping[str, Any], session_id: str) -> list[A
 def _stored_keys(keys: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
     """Which of these (source, messageId) are stored already: one indexed lookup."""
     if postgres_fast_path():
-        with _bound_cursor() as cursor:
+        with bound_cursor() as cursor:
             cursor.execute(
                 "SELECT e.source_id, e.message_id FROM tracking_event e "
                 "JOIN unnest(%b::bigint[], %b::text[]) AS k(source_id, message_id) "
@@ -188,7 +178,7 @@ def _json_text(value: Any) -> bytes:
 def _copy_postgres(rows: Sequence[list[Any]]) -> None:
     """COPY in binary: each value encoded in C, no SQL to parse, no arrays to build (was an INSERT
     ... SELECT FROM unnest() with ON CONFLICT, which cost twice as much per event)."""
-    with _bound_cursor() as cursor:
+    with bound_cursor() as cursor:
         set_json_dumps(_json_text, context=cursor)
         with cursor.copy(f"COPY tracking_event ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_TYPES)

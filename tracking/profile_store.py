@@ -178,10 +178,14 @@ class LockedProfiles:
             _update_orm(changed)
 
 
-def _cursor() -> psycopg.Cursor[Any]:
-    """psycopg's own cursor on Django's connection (inside its transaction): server-side binding."""
+def bound_cursor() -> psycopg.Cursor[Any]:
+    """A psycopg cursor with server-side parameter binding, in Django's connection and transaction.
+
+    Django's psycopg backend binds parameters on the client: each array given to unnest() would be
+    rendered to an SQL literal in Python, which took a third of the consumer's time. psycopg's own
+    cursor sends them as parameters, encoded in C."""
     connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)  # not connection.cursor(): Django's binds on the client
+    return psycopg.Cursor(connection.connection)  # not connection.cursor(): Django sets ClientCursor as its factory
 
 
 _SELECT = (
@@ -193,7 +197,7 @@ _SELECT = (
 def _load_postgres(keys: list[str]) -> list[ProfileRow]:
     rows = []
     width = len(SCALARS)
-    with _cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(_SELECT, [keys], prepare=True, binary=True)  # binary: timestamps decoded in C
         for record in cursor:
             row = ProfileRow(record[0], record[1 : width + 1])
@@ -240,7 +244,7 @@ def _insert_postgres(rows: Sequence[ProfileRow]) -> None:
         "RETURNING key, id"
     )
     by_key = {row.key: row for row in rows}
-    with _cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(sql, columns)
         for key, row_id in cursor.fetchall():
             by_key[key].id = row_id
@@ -268,7 +272,7 @@ def _update_postgres(rows: Sequence[ProfileRow]) -> None:
         f"UPDATE tracking_profile AS p SET {assignments}, updated_at = now() "  # noqa: S608 (constants)
         f"FROM unnest({arrays}) AS v(id, {', '.join(SCALARS)}, {', '.join(JSONS)}) WHERE p.id = v.id"
     )
-    with _cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(sql, columns)
 
 
