@@ -1,10 +1,13 @@
 """The PostgreSQL fast path (psycopg rows, arrays, COPY) and the generic ORM path give the same results."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection, connections, transaction
 
 from consent.models import SubjectLink
 from personalization.services import category_ensure_paths
@@ -164,3 +167,39 @@ def test_the_fast_path_and_the_generic_path_store_the_same(
     assert person["cart"] == {"HOLDER": 1}
     assert IngestCount.objects.get(outcome="stored").count == 2 * 12
     assert IngestCount.objects.get(outcome="duplicate").count == 2 * 2
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_event_stored_meanwhile_by_another_process_is_a_duplicate(source_keys: SourceKeys) -> None:
+    """The dedup check cannot see an event another transaction is storing (not committed yet): the
+    COPY then waits for it, is refused by the unique index, and the batch is processed again."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has a single writer")
+    source_id = source_keys.source.pk
+    first = visit("race")[0][0]
+    storing, stored = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        try:
+            with transaction.atomic():
+                Event.objects.create(
+                    source_id=source_id, message_id=first["messageId"], type="track", event=first["event"],
+                    anonymous_id=first["anonymousId"], timestamp=START, received_at=START,
+                )  # fmt: skip
+                storing.set()
+                time.sleep(1)  # meanwhile the batch below checks, applies, and waits in its COPY
+        finally:
+            connections.close_all()
+            stored.set()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    assert storing.wait(10)
+    batch = {"id": "race-b", "source": source_id, "received_at": START.isoformat(), "events": [first]}
+    result = batches_process([{**batch, "dropped": {}, "rejected": 0}])
+    thread.join()
+    assert stored.is_set()
+    assert (result.stored, result.duplicates) == (0, 1)
+    assert Event.objects.filter(message_id=first["messageId"]).count() == 1
+    assert not Profile.objects.filter(key="a:race-anon").exists()  # the first attempt's profile was rolled back
+    assert IngestCount.objects.get(outcome="duplicate").count == 1
