@@ -70,7 +70,7 @@ def _process_one_by_one(entries: list[stream.Entry], stats: ConsumerStats) -> No
 def consume(
     *,
     name: str,
-    count: int = 20,
+    count: int = 100,
     block_ms: int = 100,
     claim_idle_ms: int = 30_000,
     stop: Callable[[], bool] = lambda: False,

@@ -120,7 +120,8 @@ class Event(models.Model):
     """One stored event (Segment spec), deduplicated on (source, message_id)."""
 
     id = models.BigAutoField(primary_key=True)
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events")
+    # Not indexed alone: the unique (source, message_id) index serves lookups by source.
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events", db_index=False)
     message_id = models.CharField(max_length=100)
     type = models.CharField(max_length=16)
     event = models.CharField(max_length=200, blank=True, help_text="The name of a track call.")
@@ -141,11 +142,15 @@ class Event(models.Model):
     class Meta:
         ordering = ["-timestamp", "-id"]
         constraints = [models.UniqueConstraint(fields=["source", "message_id"], name="event_message_once")]
+        # Every index costs each insert (the consumer's hot path): only those a query uses.
+        # user_id: the subject's events (export, erasure); most events are anonymous, so only the
+        # identified ones are indexed. anonymous_id: the same. timestamp: retention purge, training
+        # reads (``product_events``: most events of a period are product events, so a scan of the
+        # period serves them as well as an index on the event name would).
         indexes = [
-            models.Index(fields=["user_id", "timestamp"]),
-            models.Index(fields=["anonymous_id", "timestamp"]),
-            models.Index(fields=["event", "timestamp"]),
-            models.Index(fields=["timestamp"]),
+            models.Index(fields=["user_id", "timestamp"], name="event_user_time", condition=~Q(user_id="")),
+            models.Index(fields=["anonymous_id", "timestamp"], name="tracking_ev_anonymo_d4a845_idx"),
+            models.Index(fields=["timestamp"], name="tracking_ev_timesta_f77228_idx"),
         ]
 
     def __str__(self) -> str:
@@ -159,9 +164,9 @@ class Profile(models.Model):
     anonymous profile identified later is merged into the person's and points at it.
     """
 
-    key = models.CharField(max_length=140, unique=True)
-    user_id = models.CharField(max_length=128, blank=True, db_index=True)
-    anonymous_id = models.CharField(max_length=128, blank=True, db_index=True)
+    key = models.CharField(max_length=140)
+    user_id = models.CharField(max_length=128, blank=True)
+    anonymous_id = models.CharField(max_length=128, blank=True)
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -186,6 +191,14 @@ class Profile(models.Model):
 
     class Meta:
         ordering = ["-last_seen_at"]
+        # Plain indexes (no LIKE pattern indexes, which nothing uses): each profile row is rewritten
+        # with every batch of its visitor's events. The table also keeps free space in each page
+        # (fillfactor, migration 0005) so that rewrite is a HOT update that touches no index.
+        constraints = [models.UniqueConstraint(fields=["key"], name="profile_key_once")]
+        indexes = [
+            models.Index(fields=["user_id"], name="profile_user"),
+            models.Index(fields=["anonymous_id"], name="profile_anonymous"),
+        ]
 
     def __str__(self) -> str:
         return self.key

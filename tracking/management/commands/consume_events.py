@@ -1,5 +1,6 @@
 """``python manage.py consume_events``: process the event stream (run as many as you like)."""
 
+import gc
 import signal
 import socket
 import time
@@ -17,7 +18,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", help="Consumer name; keep it across restarts to resume its own pending entries.")
-        parser.add_argument("--count", type=int, default=20, help="Stream entries (request batches) per micro-batch.")
+        parser.add_argument(
+            "--count",
+            type=int,
+            default=100,
+            help="Stream entries (request batches) per micro-batch (transaction).",
+        )
         parser.add_argument("--block-ms", type=int, default=100, help="How long to wait for new entries.")
         parser.add_argument("--claim-idle-ms", type=int, default=30_000, help="Claim entries idle this long.")
         parser.add_argument(
@@ -28,6 +34,7 @@ class Command(BaseCommand):
         if not settings.REDIS_URL:
             raise CommandError("REDIS_URL is not set: without Redis the collector processes events itself.")
         name = options["name"] or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        _tune_garbage_collector()
         stopping = False
 
         def request_stop(signum: int, frame: Any) -> None:
@@ -61,3 +68,13 @@ class Command(BaseCommand):
             f"Stopped: {stats.stored:,} events stored, {stats.duplicates:,} duplicates, {stats.entries:,} entries, "
             f"{stats.failures} failures in {seconds:.1f} s."
         )
+
+
+def _tune_garbage_collector() -> None:
+    """Collect cycles every 50,000 allocations instead of 700. A micro-batch allocates hundreds of
+    thousands of short-lived objects (decoded events, rows, JSON), nearly none in cycles, and with
+    the default each batch triggered full collections that walked every live object: about a third
+    of the consumer's Python time. What Django loaded at start-up is frozen out of the collections."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
