@@ -25,6 +25,7 @@ import psycopg
 from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import set_json_dumps
 
+from config.sql import bound_cursor
 from consent.selectors import linked_users
 from consent.services import subject_link
 from personalization.selectors import products_by_skus
@@ -32,7 +33,7 @@ from personalization.services.exposures import outcomes_record
 from tracking.event_schema import PRODUCT_EVENTS, product_key
 from tracking.models import Event, IngestCount, Order, ProcessedBatch
 from tracking.profile_rules import WEIGHTS, add_affinity, assign_session, cart_change, push_recent
-from tracking.profile_store import LockedProfiles, ProfileRow, bound_cursor, postgres_fast_path
+from tracking.profile_store import LockedProfiles, ProfileRow, postgres_fast_path
 from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_upsert, order_bulk_record, order_cancel
 
 

@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-import psycopg
 from django.db import connection
 
+from config.sql import bound_cursor
 from tracking.models import Profile
 from tracking.profile_rules import SessionState
 
@@ -176,16 +176,6 @@ class LockedProfiles:
             _update_postgres(changed)
         else:
             _update_orm(changed)
-
-
-def bound_cursor() -> psycopg.Cursor[Any]:
-    """A psycopg cursor with server-side parameter binding, in Django's connection and transaction.
-
-    Django's psycopg backend binds parameters on the client: each array given to unnest() would be
-    rendered to an SQL literal in Python, which took a third of the consumer's time. psycopg's own
-    cursor sends them as parameters, encoded in C."""
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)  # not connection.cursor(): Django sets ClientCursor as its factory
 
 
 _SELECT = (
