@@ -211,7 +211,7 @@ def consumers(processes: int, count: int) -> float:
     before = Event.objects.count()
     running = [
         subprocess.Popen(
-            [sys.executable, "manage.py", "consume_events", "--name", f"bench-{n}", "--count", "10"],
+            [sys.executable, "manage.py", "consume_events", "--name", f"bench-{n}"],  # its default micro-batch
             cwd=ROOT,
             env={**ENVIRONMENT, "DJANGO_SETTINGS_MODULE": "config.settings"},
             stdout=subprocess.DEVNULL,
