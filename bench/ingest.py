@@ -203,15 +203,16 @@ def redis_only_baseline(count: int) -> float:
     return seen / elapsed
 
 
-def consumers(processes: int, count: int) -> float:
+def consumers(processes: int, count: int, entries: int | None = None) -> float:
     """Events per second stored by `processes` consume_events processes, from the first stored
     event to the last (process start-up excluded)."""
     from tracking.models import Event
 
     before = Event.objects.count()
+    count_option = ["--count", str(entries)] if entries else []  # else consume_events' default
     running = [
         subprocess.Popen(
-            [sys.executable, "manage.py", "consume_events", "--name", f"bench-{n}"],  # its default micro-batch
+            [sys.executable, "manage.py", "consume_events", "--name", f"bench-{n}", *count_option],
             cwd=ROOT,
             env={**ENVIRONMENT, "DJANGO_SETTINGS_MODULE": "config.settings"},
             stdout=subprocess.DEVNULL,
@@ -241,6 +242,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--consumer-events", type=int, default=100_000)
+    parser.add_argument("--entries", type=int, help="stream entries per micro-batch (consume_events --count)")
     parser.add_argument("--part", choices=["all", "collector", "consumer"], default="all")
     parser.add_argument("--database", default=DATABASE)
     parser.add_argument("--redis-db", type=int, default=REDIS_DB)
@@ -263,9 +265,9 @@ def main() -> None:
         n = options.consumer_events
         fill(source_id, n, "c1")
         baseline = redis_only_baseline(n)
-        one_process = consumers(1, n)
+        one_process = consumers(1, n, options.entries)
         fill(source_id, n, "c2")
-        two_processes = consumers(2, n)
+        two_processes = consumers(2, n, options.entries)
         print(f"\nConsumer ({n:,} events each):")
         print(f"redis-only loop (baseline): {baseline:>9,.0f} events/s")
         print(f"1 consume_events process:   {one_process:>9,.0f} events/s ({one_process / baseline:.2f} x baseline)")
