@@ -102,8 +102,7 @@ def purposes_for_display() -> QuerySet[Purpose]:
 
 def linked_user(anonymous_id: str) -> str | None:
     """The user an anonymous id was last linked to (identity stitching), if any."""
-    link = SubjectLink.objects.filter(anonymous_id=anonymous_id).order_by("-linked_at", "-id").first()
-    return link.user_id if link else None
+    return linked_users([anonymous_id]).get(anonymous_id)
 
 
 _LATEST_LINKS_SQL = (
