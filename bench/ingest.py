@@ -20,10 +20,8 @@ Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,6 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import load  # noqa: E402 (the project on the path first)
+
 # --database, --redis-db and --port change these, so that two runs can share the machine.
 DATABASE = "pz_bench_ingest"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
@@ -104,66 +105,8 @@ def event(number: int, prefix: str) -> dict[str, Any]:
 
 
 def wrk(path: str, body: str, duration: int, connections: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method="POST"\nwrk.headers["Content-Type"]="text/plain"\nwrk.body={json.dumps(body)}\n')
-    command = [
-        "wrk",
-        "-t2",
-        f"-c{connections}",
-        f"-d{duration}s",
-        "--latency",
-        "-s",
-        script.name,
-        f"http://127.0.0.1:{PORT}{path}",
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    os.unlink(script.name)
-
-    def latency(percent: str) -> float:
-        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        if match is None:
-            return float("nan")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    requests = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    return {
-        "requests_per_s": requests,
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "errors": float(errors.group(1)) if errors else 0.0,
-    }
-
-
-def serve() -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/granian"),
-            "--interface",
-            "wsgi",
-            "--workers",
-            "2",
-            "--blocking-threads",
-            "2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(PORT),
-            "config.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=ENVIRONMENT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("granian did not start")
+    script = f'wrk.method="POST"\nwrk.headers["Content-Type"]="text/plain"\nwrk.body={json.dumps(body)}\n'
+    return load.wrk(f"http://127.0.0.1:{PORT}{path}", script, duration, connections)
 
 
 def fill(source_id: int, count: int, prefix: str) -> None:
@@ -280,7 +223,7 @@ def main() -> None:
 def collector(
     write_key: str, one: dict[str, Any], hundred: dict[str, Any], duration: int, connections: int
 ) -> dict[str, dict[str, float]]:
-    server = serve()
+    server = load.granian(PORT, ENVIRONMENT)
     results: dict[str, dict[str, float]] = {}
     try:
         urllib.request.urlopen(

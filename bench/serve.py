@@ -21,16 +21,17 @@ The exposure of every answer goes through the Redis Stream (nobody consumes it h
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import load  # noqa: E402 (the project on the path first)
+
 DATA = ROOT.parent / "shared" / "datasets" / "online_retail" / "online_retail.csv.gz"
 DATABASE = "pz_bench_serve"
 PORT = 8098
@@ -67,7 +68,6 @@ def setup(skip_load: bool) -> tuple[str, str, list[str]]:
         manage("load_online_retail", str(DATA), "--no-progress")
         manage("train_models", "--activate", "always")
     os.environ.update(ENVIRONMENT)
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
@@ -80,22 +80,6 @@ def setup(skip_load: bool) -> tuple[str, str, list[str]]:
     keys = source_create(name="Bench")
     customers = list(Customer.objects.order_by("?").values_list("user_id", flat=True)[:2000])
     return keys.write_key, keys.secret_key, customers
-
-
-def serve() -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/granian"), "--interface", "wsgi", "--workers", "2", "--blocking-threads", "2",
-         "--host", "127.0.0.1",
-         "--port", str(PORT), "config.wsgi:application"],
-        cwd=ROOT, env=ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("granian did not start")
 
 
 def script(paths: list[str], headers: dict[str, str], connections: int, rate: float | None) -> str:
@@ -111,36 +95,7 @@ def script(paths: list[str], headers: dict[str, str], connections: int, rate: fl
 def wrk(
     paths: list[str], headers: dict[str, str], duration: int, connections: int, rate: float | None
 ) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script(paths, headers, connections, rate))
-    command = [
-        "wrk",
-        "-t2",
-        f"-c{connections}",
-        f"-d{duration}s",
-        "--latency",
-        "-s",
-        handle.name,
-        f"http://127.0.0.1:{PORT}/",
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    os.unlink(handle.name)
-
-    def latency(percent: str) -> float:
-        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        if match is None:
-            return float("nan")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    requests = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    return {
-        "requests_per_s": float(requests.group(1)) if requests else float("nan"),
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "errors": float(errors.group(1)) if errors else 0.0,
-    }
+    return load.wrk(f"http://127.0.0.1:{PORT}/", script(paths, headers, connections, rate), duration, connections)
 
 
 def warm(paths: list[str], headers: dict[str, str]) -> None:
@@ -176,7 +131,7 @@ def main() -> None:
             {},
         ),
     }
-    server = serve()
+    server = load.granian(PORT, ENVIRONMENT)
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
         for name, (paths, headers) in cases.items():
