@@ -58,7 +58,12 @@ def identity_hashes(identities: Identities) -> list[str]:
 
 
 def state_key(kind: str, value: str) -> str:
-    return f"consent:subject:{subject_hash(kind, value)[:40]}"
+    return _state_key(settings.PZ_PRIVACY_HASH_KEY, kind, value)
+
+
+@lru_cache(maxsize=131_072)
+def _state_key(hash_key: str, kind: str, value: str) -> str:
+    return f"consent:subject:{_keyed_hash(hash_key, kind, value)[:40]}"
 
 
 # --- the published policy ----------------------------------------------------------------------
@@ -236,8 +241,10 @@ State = tuple[Mapping[str, Choice], bool]
 
 
 def _state_of(blob: Mapping[str, Any]) -> State | str:
-    if "alias" in blob:
-        return str(blob["alias"])
+    return str(blob["alias"]) if "alias" in blob else _choices_of(blob)
+
+
+def _choices_of(blob: Mapping[str, Any]) -> State:
     return {p: Choice.from_list(values) for p, values in blob["choices"].items()}, bool(blob["suppressed"])
 
 
@@ -258,11 +265,6 @@ def _policy_from_bytes(value: bytes) -> PolicyState:
 # before reading again (``consent_gate_foreseen``). Only ever a guess: the append that follows such
 # a decision checks in Redis, atomically, that every value is still the one it was made on.
 _last_read: dict[str, bytes] = {}
-
-
-@lru_cache(maxsize=131_072)
-def _state_key(hash_key: str, kind: str, value: str) -> str:
-    return f"consent:subject:{_keyed_hash(hash_key, kind, value)[:40]}"
 
 
 def _cached_states(keys: list[str]) -> tuple[PolicyState | None, dict[str, State | str]]:
@@ -299,8 +301,7 @@ def _state_for(kind: str, value: str, key: str, found: Mapping[str, State | str]
             return aliased
     elif entry is not None:
         return entry
-    blob = _blob_for(kind, value, {})  # a loaded blob is a state, never an alias
-    return {p: Choice.from_list(values) for p, values in blob["choices"].items()}, bool(blob["suppressed"])
+    return _choices_of(_blob_for(kind, value, {}))  # a loaded blob is a state, never an alias
 
 
 def _keys_of(subjects: Iterable[Subject]) -> dict[Subject, list[tuple[str, str, str]]]:
