@@ -18,17 +18,16 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import msgspec
-import redis
 from django.conf import settings
 
 from consent.network import RequestFacts, gpc_signal, request_facts, truncate_ip
 from consent.selectors import Gate, consent_gate, consent_gate_foreseen
 from consent.services import consent_apply_gpc
 from consent.subjects import Subject
+from tracking import stream
 from tracking.event_schema import (
     MAX_EVENT_BYTES,
     Envelope,
@@ -209,7 +208,6 @@ def events_ingest(
             subject = subjects[ids] = Subject(user_id=ids[0], anonymous_id=ids[1])
         valid.append((event, subject))
 
-    streaming = bool(settings.REDIS_URL) and not settings.PZ_PROCESS_EVENTS_IN_PROCESS
     gpc = gpc_signal(headers)
     subjects_seen = [subject for _, subject in valid]
     received = _iso(received_at) or ""
@@ -234,10 +232,10 @@ def events_ingest(
     # With the stream, decide on the consent states this process last read for these people, and
     # append only if Redis still holds them (one round trip); when one changed, or was never read
     # here, read them (a second round trip) and decide again.
-    foreseen = consent_gate_foreseen(subjects_seen, "analytics") if streaming and not gpc else None
+    foreseen = consent_gate_foreseen(subjects_seen, "analytics") if _streaming() and not gpc else None
     if foreseen is not None and len(foreseen.expected) <= MAX_FORESEEN_KEYS:
         batch = batch_for(foreseen.gates)
-        if batch is None or _append_if_unchanged(batch, foreseen.expected):
+        if batch is None or stream.stream_append_if_unchanged(batch, foreseen.expected):
             return result
     gate = consent_gate(subjects_seen, "analytics")
     if gpc:
@@ -295,40 +293,15 @@ def _admitted(
 # Lua's unpack() takes at most ~8,000 values; a bigger batch reads its states first.
 MAX_FORESEEN_KEYS = 2000
 
-# KEYS: the stream, then the consent keys a decision was made on; ARGV: the entry, then the value
-# each of those keys held. Appends (and answers the entry's id) only if every key still holds it.
-APPEND_IF_UNCHANGED = """
-local values = redis.call('MGET', unpack(KEYS, 2))
-for i = 1, #values do
-  if values[i] ~= ARGV[i + 1] then
-    return 0
-  end
-end
-return redis.call('XADD', KEYS[1], '*', 'b', ARGV[1])
-"""
 
-
-@lru_cache(maxsize=4)
-def _append_script(client: redis.Redis) -> Any:
-    return client.register_script(APPEND_IF_UNCHANGED)
-
-
-def _append_if_unchanged(batch: Mapping[str, Any], expected: Mapping[str, bytes]) -> bool:
-    """Append ``batch`` to the stream, in the same atomic step as checking that each key of
-    ``expected`` still holds its value; False (nothing appended) if one changed."""
-    from tracking import stream
-
-    script = _append_script(stream.client())
-    appended = script(keys=[stream.STREAM, *expected], args=[msgspec.json.encode(batch), *expected.values()])
-    return appended != 0
+def _streaming() -> bool:
+    return bool(settings.REDIS_URL) and not settings.PZ_PROCESS_EVENTS_IN_PROCESS
 
 
 def hand_over(batch: Mapping[str, Any]) -> int | None:
     """The transport: the Redis Stream when configured (a consumer processes it), else in-process."""
-    if settings.REDIS_URL and not settings.PZ_PROCESS_EVENTS_IN_PROCESS:
-        from tracking.stream import stream_append
-
-        stream_append(batch)
+    if _streaming():
+        stream.stream_append(batch)
         return None
     from tracking.processing import batches_process
 

@@ -172,15 +172,11 @@ def _insert_events(rows: Sequence[tuple[int, Mapping[str, Any]]], sessions: Mapp
         Event.objects.bulk_create([Event(**dict(zip(_COLUMNS, v, strict=True))) for v in values], batch_size=500)
 
 
-def _json_text(value: Any) -> bytes:
-    return msgspec.json.encode(value)
-
-
 def _copy_postgres(rows: Sequence[list[Any]]) -> None:
     """COPY in binary: each value encoded in C, no SQL to parse, no arrays to build (was an INSERT
     ... SELECT FROM unnest() with ON CONFLICT, which cost twice as much per event)."""
     with bound_cursor() as cursor:
-        set_json_dumps(_json_text, context=cursor)
+        set_json_dumps(msgspec.json.encode, context=cursor)
         with cursor.copy(f"COPY tracking_event ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_TYPES)
             for values in rows:

@@ -12,9 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from django.db import connection
 
-from config.sql import bound_cursor
+from config.sql import bound_cursor, postgres
 from tracking.models import Profile
 from tracking.profile_rules import SessionState
 
@@ -38,7 +37,7 @@ POSTGRES_FAST_PATH = True  # the tests turn it off to compare the fast path with
 
 def postgres_fast_path() -> bool:
     """Whether to use psycopg's cursor, arrays and COPY (PostgreSQL) rather than the ORM (anywhere)."""
-    return POSTGRES_FAST_PATH and connection.vendor == "postgresql"
+    return POSTGRES_FAST_PATH and postgres()
 
 
 def _json_column(name: str) -> property:

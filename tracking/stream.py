@@ -35,6 +35,33 @@ def stream_append(batch: Mapping[str, Any]) -> str:
     return str(entry_id.decode())
 
 
+# KEYS: the stream, then the keys a decision was made on; ARGV: the entry's "b", then the value
+# each of those keys held. Appends (and answers the entry's id) only if every key still holds it.
+APPEND_IF_UNCHANGED = """
+local values = redis.call('MGET', unpack(KEYS, 2))
+for i = 1, #values do
+  if values[i] ~= ARGV[i + 1] then
+    return 0
+  end
+end
+return redis.call('XADD', KEYS[1], '*', 'b', ARGV[1])
+"""
+
+
+@lru_cache(maxsize=4)
+def _append_script(redis_client: redis.Redis) -> Any:
+    return redis_client.register_script(APPEND_IF_UNCHANGED)
+
+
+def stream_append_if_unchanged(batch: Mapping[str, Any], expected: Mapping[str, bytes]) -> bool:
+    """Append ``batch``, in the same atomic step as checking that each key of ``expected`` still
+    holds its value (the collector's consent decision was made on them); False, with nothing
+    appended, if one changed."""
+    script = _append_script(client())
+    appended = script(keys=[STREAM, *expected], args=[msgspec.json.encode(batch), *expected.values()])
+    return appended != 0
+
+
 def ensure_group() -> None:
     try:
         client().xgroup_create(STREAM, GROUP, id="0", mkstream=True)
