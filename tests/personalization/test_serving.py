@@ -21,6 +21,7 @@ from personalization import serving
 from personalization.models import Campaign, Exposure, Placement, Product
 from personalization.services import model_version_activate, model_version_train
 from personalization.services.campaigns import campaign_save
+from personalization.serving_views import RecommendationParams, RecommendationQuery
 from tests.conftest import ROOT
 from tests.personalization.history import FAST, GARDEN, KITCHEN, build_shop, train
 from tracking.authentication import user_token
@@ -334,3 +335,9 @@ def test_a_serving_process_picks_up_a_new_version_without_a_restart(commit: Comm
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()
+
+
+def test_the_documented_parameters_are_the_validated_ones() -> None:
+    """The serializer describes the query in the OpenAPI schema; msgspec checks it per request."""
+    documented = set(RecommendationQuery().fields) - {"writeKey"}  # the key is read by authentication
+    assert documented == set(RecommendationParams.__struct_fields__)
