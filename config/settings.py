@@ -275,6 +275,9 @@ PZ_MODEL_ACTIVATION_TOLERANCE = env.float("PZ_MODEL_ACTIVATION_TOLERANCE", defau
 # Overrides of the training parameters as JSON, e.g. {"lightfm": {"epochs": 30}, "holdout_days": 7}
 # (see personalization.training.DEFAULT_PARAMS).
 PZ_RECOMMENDER_PARAMS = env.json("PZ_RECOMMENDER_PARAMS", default={})
+# Each known person's best items with no session, computed with every version: serving answers a
+# returning customer from them until their first view or cart of the visit (0: always score live).
+PZ_PRECOMPUTED_PER_PERSON = env.int("PZ_PRECOMPUTED_PER_PERSON", default=100)
 # How often a serving process checks which version is active (seconds).
 PZ_MODEL_CHECK_SECONDS = env.float("PZ_MODEL_CHECK_SECONDS", default=1.0)
 # A click on a recommendation counts the add to cart and the order of that product that follow

@@ -26,11 +26,12 @@ from django.conf import settings
 from django.core.cache import cache
 
 from personalization.recommenders.base import csr_arrays, csr_from
-from personalization.recommenders.hybrid import Hybrid
+from personalization.recommenders.hybrid import Hybrid, TopLists
 from personalization.training import Dataset
 
 ACTIVE_KEY = "personalization:active-model"
 HASH_BYTES = 32  # hex characters of a subject hash kept in model files
+TOP_ARRAYS = ("rows", "scores", "leading", "shares")  # of each person's precomputed list (TopLists)
 
 
 def version_directory(version_id: int) -> Path:
@@ -54,10 +55,22 @@ def artifacts_write(directory: Path, dataset: Dataset, hybrid: Hybrid, history: 
         "user_countries": np.asarray(dataset.data.user_countries, dtype="U2"),
         **csr_arrays("history", history),
     }
+    top = None
+    if settings.PZ_PRECOMPUTED_PER_PERSON > 0 and dataset.data.n_users:
+        countries = np.asarray(dataset.data.user_countries, dtype="U2")
+        top = hybrid.top_lists(history, countries, settings.PZ_PRECOMPUTED_PER_PERSON)
+        arrays.update({f"top_{name}": getattr(top, name) for name in TOP_ARRAYS})
     for name, array in arrays.items():
         np.save(partial / f"{name}.npy", array, allow_pickle=False)
     (partial / "manifest.json").write_text(
-        json.dumps({"people": dataset.data.n_users, "items": dataset.data.n_items, "as_of": dataset.data.as_of})
+        json.dumps(
+            {
+                "people": dataset.data.n_users,
+                "items": dataset.data.n_items,
+                "as_of": dataset.data.as_of,
+                "top_parts": top.parts if top is not None else None,
+            }
+        )
     )
     partial.rename(directory)
 
@@ -79,6 +92,7 @@ class LoadedModel:
     user_countries: np.ndarray
     history: sp.csr_matrix
     as_of: float
+    top: TopLists | None = None  # each person's best items with no session (older versions: none)
 
     def __post_init__(self) -> None:
         self.memo: dict[str, Any] = {}  # what a process derives from this model (the catalog snapshot)
@@ -126,6 +140,11 @@ def model_load(directory: Path, *, version_id: int, revision: int) -> LoadedMode
         user_countries=arrays["user_countries"],
         history=csr_from("history", arrays),
         as_of=float(manifest["as_of"]),
+        top=(
+            TopLists(manifest["top_parts"], *(arrays[f"top_{name}"] for name in TOP_ARRAYS))
+            if manifest.get("top_parts") is not None
+            else None
+        ),
     )
 
 
@@ -211,6 +230,12 @@ def artifacts_forget(directory: Path, subject_hashes: list[str]) -> int:
     for row in erased_rows:
         data[indptr[row] : indptr[row + 1]] = 0
     replace_file(directory / "history_data.npy", data)
+    for name in TOP_ARRAYS:
+        path = directory / f"top_{name}.npy"
+        if path.exists():
+            top = np.array(np.load(path, allow_pickle=False))
+            top[erased_rows] = 0
+            replace_file(path, top)
     for name in json.loads((directory / "model" / "components.json").read_text()):
         RECOMMENDERS[name].erase_rows(directory / "model" / name, erased_rows.tolist())
     return int(found.sum())
@@ -241,4 +266,10 @@ def artifacts_export(directory: Path, subject_hashes: list[str]) -> dict[str, An
             else:
                 values = array[row]
             per_recommender.setdefault(name, {})[array_name] = np.asarray(values, dtype=np.float64).round(6).tolist()
-    return {"history": history, "country": str(model.user_countries[row]), "recommenders": per_recommender}
+    precomputed = [str(model.skus[item]) for item in model.top.rows[row]] if model.top is not None else []
+    return {
+        "history": history,
+        "country": str(model.user_countries[row]),
+        "recommenders": per_recommender,
+        "precomputed_list": precomputed,
+    }

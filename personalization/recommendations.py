@@ -26,7 +26,7 @@ from personalization.catalog_snapshot import catalog_snapshot
 from personalization.model_store import LoadedModel, active_model
 from personalization.models import Product
 from personalization.recommenders.base import ItemToItem, Visitors, top_k
-from personalization.recommenders.hybrid import Hybrid
+from personalization.recommenders.hybrid import Hybrid, leading_parts
 from personalization.selectors import bestsellers, product_get
 from tracking.selectors import LiveProfile, live_profile
 
@@ -79,7 +79,7 @@ def _subject_hashes(subject: Subject) -> list[str]:
     return hashes
 
 
-def _session(model: LoadedModel, profile: LiveProfile | None) -> sp.csr_matrix:
+def _session(model: LoadedModel, profile: LiveProfile | None) -> dict[int, float]:
     """The live profile as item weights: the newest view weighs most, the cart more."""
     weights: dict[int, float] = {}
     if profile is not None:
@@ -89,6 +89,10 @@ def _session(model: LoadedModel, profile: LiveProfile | None) -> sp.csr_matrix:
         for sku in profile.cart:
             if sku in model.row_of_sku:
                 weights[model.row_of_sku[sku]] = weights.get(model.row_of_sku[sku], 0.0) + CART_WEIGHT
+    return weights
+
+
+def _session_matrix(model: LoadedModel, weights: dict[int, float]) -> sp.csr_matrix:
     columns = np.array(sorted(weights), dtype=np.int64)
     values = np.array([weights[c] for c in columns], dtype=np.float64)
     return sp.csr_matrix((values, (np.zeros(len(columns), dtype=np.int64), columns)), shape=(1, model.n_items))
@@ -141,7 +145,7 @@ def _ranked(
     reason = fields.pop("reason", None)
     parts = fields.pop("parts", {})
     rows = _rows(scores, model, context, k, excluded)
-    reasons = [_reason(fields["strategy"], parts, row) if reason is None else dict(reason) for row in rows]
+    reasons = _reasons(fields["strategy"], parts, rows) if reason is None else [dict(reason) for _ in rows]
     return Ranked(model, rows, [float(scores[row]) for row in rows], reasons, **fields)
 
 
@@ -228,10 +232,15 @@ def rank_for_visitor(
     profile = (
         visit.profile if visit is not None else live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id)
     )
-    session = _session(model, profile)
-    if row < 0 and session.nnz == 0:
+    weights = _session(model, profile)
+    if row < 0 and not weights:
         return _non_personal(model, context, k, "trending", "cold start: nothing known of this visitor yet")
     country = context.country or (str(model.user_countries[row]) if row >= 0 else "")
+    if strategy == "personalized" and not weights and not context.exclude_purchased:
+        precomputed = _precomputed(model, context, k, row, country)
+        if precomputed is not None:
+            return precomputed
+    session = _session_matrix(model, weights)
     visitors = Visitors(
         rows=np.array([row]),
         history=sp.csr_matrix(model.history[row]) if row >= 0 else sp.csr_matrix((1, model.n_items)),
@@ -261,6 +270,36 @@ def rank_for_visitor(
         strategy=strategy,
         personalized=True,
         signals=signals,
+    )
+
+
+def _precomputed(model: LoadedModel, context: Context, k: int, row: int, country: str) -> Ranked | None:
+    """The person's best ``k`` rows from the list computed with the model (``Hybrid.top_lists``),
+    filtered as ``_rows`` filters a live score: the same rows, without scoring every item. None
+    when there is no such list (an unknown person, another country asked for, an older version)
+    or when the filters leave fewer than ``k`` of a list that may have had more."""
+    top = model.top
+    if top is None or row < 0 or country != str(model.user_countries[row]):
+        return None
+    snapshot = catalog_snapshot(model)
+    allowed = snapshot.active & ~_excluded(model, context, row)
+    if context.in_stock_only:
+        allowed &= snapshot.in_stock
+    if context.category:
+        allowed &= model.in_category(context.category)
+    candidates = np.asarray(top.rows[row], dtype=np.int64)
+    kept = np.flatnonzero(allowed[candidates])[:k]
+    if kept.size < k and candidates.size < model.n_items and kept.size < int(allowed.sum()):
+        return None
+    leading, shares = top.leading[row][kept].tolist(), top.shares[row][kept].tolist()
+    return Ranked(
+        model,
+        candidates[kept].tolist(),
+        top.scores[row][kept].tolist(),
+        [{"recommender": top.parts[p], "share": share / 1000} for p, share in zip(leading, shares, strict=True)],
+        "personalized",
+        personalized=True,
+        signals=["history", "country"] if country else ["history"],
     )
 
 
@@ -304,13 +343,16 @@ def _bestsellers(context: Context, k: int, note: str) -> Recommendations:
     )
 
 
-def _reason(strategy: str, parts: dict[str, np.ndarray], row: int) -> dict[str, Any]:
-    if not parts:
-        return {"recommender": strategy}
-    values = {name: float(part[0, row]) for name, part in parts.items()}
-    best = max(values, key=lambda name: values[name])
-    total = sum(v for v in values.values() if v > 0)
-    return {"recommender": best, "share": round(values[best] / total, 3) if total > 0 else 1.0}
+def _reasons(strategy: str, parts: dict[str, np.ndarray], rows: list[int]) -> list[dict[str, Any]]:
+    """Why each row is there: the part that weighs most in its score, and its share of the positive parts."""
+    if not parts or not rows:
+        return [{"recommender": strategy} for _ in rows]
+    names = list(parts)
+    leading, shares = leading_parts(np.stack([np.asarray(part[0, rows], dtype=np.float64) for part in parts.values()]))
+    return [
+        {"recommender": names[part], "share": share}
+        for part, share in zip(leading.tolist(), shares.tolist(), strict=True)
+    ]
 
 
 def rank_similar(product: str, k: int = 10, kind: str = "similar", context: Context | None = None) -> Ranked:

@@ -188,6 +188,19 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(candidates[order], dtype=np.int64)
 
 
+def derived(owner: object, name: str, source: object, build: Callable[[], Any]) -> Any:
+    """``build()``, kept on ``owner`` as long as ``source`` is the same object: what scoring derives
+    from a fitted model's arrays (a dense copy, an index), built once per fit or load rather than
+    once per visitor served. Two threads may both build it once; either result is the same."""
+    kept: dict[str, tuple[object, Any]] = owner.__dict__.setdefault("_derived", {})
+    hit = kept.get(name)
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    value = build()
+    kept[name] = (source, value)
+    return value
+
+
 class Recommender(ABC):
     """Fitted on a training set, saved as files, scores batches of visitors.
 

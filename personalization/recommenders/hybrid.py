@@ -14,13 +14,23 @@ next list at once, for an anonymous visitor as well.
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from personalization.recommenders.base import Recommender, TrainingSet, Visitors, query_vectors, scaled
+from personalization.recommenders.base import (
+    Recommender,
+    TrainingSet,
+    Visitors,
+    derived,
+    query_vectors,
+    scaled,
+    top_k,
+)
 
 MODES = ("repeat", "new_items")
 
@@ -31,6 +41,29 @@ def _one_hot(values: np.ndarray) -> sp.csr_matrix:
     size = int(values.max()) + 1 if known.any() else 0
     rows = np.flatnonzero(known)
     return sp.csr_matrix((np.ones(rows.size), (rows, values[known])), shape=(values.size, size))
+
+
+def leading_parts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For contributions stacked on the first axis (parts × …): the leading part of each entry (the
+    first on a tie) and its share of the positive parts, rounded to 3 places (1.0 if none is)."""
+    best = values.argmax(axis=0)
+    totals = np.where(values > 0, values, 0.0).sum(axis=0)
+    leading = np.take_along_axis(values, best[None], axis=0)[0]
+    positive = totals > 0
+    return best, np.round(np.where(positive, leading / np.where(positive, totals, 1.0), 1.0), 3)
+
+
+@dataclass(frozen=True)
+class TopLists:
+    """Each known person's best items with no session, as of the fit (``Hybrid.top_lists``): item
+    rows best first, their scores, and the leading part of each score with its share in
+    thousandths (an index into ``parts``)."""
+
+    parts: list[str]
+    rows: np.ndarray  # int32, people × n
+    scores: np.ndarray  # float64
+    leading: np.ndarray  # int8
+    shares: np.ndarray  # int16, thousandths
 
 
 def _codes(labels: list[str] | np.ndarray) -> np.ndarray:
@@ -84,12 +117,44 @@ class Hybrid(Recommender):
             parts["affinity"] = affinity_weight * self.affinities(visitors)
         return parts
 
+    def top_lists(
+        self, history: sp.csr_matrix, countries: np.ndarray, n: int, *, chunk: int = 512, repeat: bool = True
+    ) -> TopLists:
+        """Every person's ``n`` best items when nothing is known of their session: what serving
+        answers a returning customer with, until their first view or cart of the visit (``repeat``:
+        the weights of lists that may show what they bought before)."""
+        n_users, n_items = history.shape
+        n = min(n, n_items)
+        rows = np.zeros((n_users, n), dtype=np.int32)
+        scores = np.zeros((n_users, n), dtype=np.float64)
+        leading = np.zeros((n_users, n), dtype=np.int8)
+        shares = np.zeros((n_users, n), dtype=np.int16)
+        names: list[str] = []
+        for start in range(0, n_users, chunk):
+            end = min(start + chunk, n_users)
+            visitors = Visitors(
+                rows=np.arange(start, end),
+                history=sp.csr_matrix(history[start:end]),
+                session=sp.csr_matrix((end - start, n_items)),
+                countries=[str(c) for c in countries[start:end]],
+                new_items_only=not repeat,
+            )
+            parts = self.contributions(visitors)
+            names = list(parts)
+            total = sum(parts.values(), np.zeros((end - start, n_items)))
+            best = np.stack([top_k(row, n) for row in total])
+            rows[start:end], scores[start:end] = best, np.take_along_axis(total, best, axis=1)
+            stacked = np.stack([np.take_along_axis(part, best, axis=1) for part in parts.values()])
+            part, share = leading_parts(stacked)
+            leading[start:end], shares[start:end] = part, np.rint(share * 1000)
+        return TopLists(names, rows, scores, leading, shares)
+
     def affinities(self, visitors: Visitors) -> np.ndarray:
         """How much each item's category and brand are among the visitor's, in [0, 1]."""
         query = query_vectors(visitors, float(self.params["session_weight"]))
         result = np.zeros(query.shape, dtype=np.float64)
-        for codes in (self.item_categories, self.item_brands):
-            one_hot = _one_hot(np.asarray(codes))
+        for name, codes in (("categories", self.item_categories), ("brands", self.item_brands)):
+            one_hot = derived(self, name, codes, partial(_one_hot, np.asarray(codes)))
             if one_hot.shape[1] == 0:
                 continue
             per_value = np.asarray((query @ one_hot).toarray())

@@ -26,6 +26,7 @@ from personalization.recommenders.base import (
     Recommender,
     TrainingSet,
     Visitors,
+    derived,
     price_bands,
     row_normalized,
 )
@@ -164,7 +165,11 @@ class LightFMHybrid(Recommender):
         return vectors
 
     def score(self, visitors: Visitors) -> np.ndarray:
-        scores = self.visitor_vectors(visitors) @ np.asarray(self.item_embeddings, dtype=np.float64).T
+        embeddings = self.item_embeddings
+        # A float64 copy per process, made once (the saved float32 arrays are shared, memory-mapped).
+        scores = self.visitor_vectors(visitors) @ derived(
+            self, "embeddings", embeddings, lambda: np.asarray(embeddings, dtype=np.float64).T
+        )
         scores += np.asarray(self.item_biases, dtype=np.float64)[None, :]
         centred = scores - scores.mean(axis=1, keepdims=True)
         spread = centred.std(axis=1, keepdims=True)

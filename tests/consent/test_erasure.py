@@ -207,6 +207,8 @@ def test_erasure_leaves_nothing_identifying_anywhere(
     }
     model = active_model()
     assert model is not None and model.user_row([subject_hash("user", USER)]) >= 0
+    row = model.user_row([subject_hash("user", USER)])
+    assert model.top is not None and model.top.scores[row].any()  # their precomputed list
     assert recommendations_for_visitor(Subject(user_id=USER)).personalized
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -238,6 +240,7 @@ def test_erasure_leaves_nothing_identifying_anywhere(
     assert hashed not in (model_directory / "user_hashes.npy").read_bytes()
     reloaded = active_model()
     assert reloaded is not None and reloaded.revision == 1 and reloaded.user_row([subject_hash("user", USER)]) == -1
+    assert reloaded.top is not None and not reloaded.top.scores[row].any() and not reloaded.top.rows[row].any()
     assert not recommendations_for_visitor(Subject(user_id=USER)).personalized
     assert len(receipt.subject_hashes) == 3  # the user and both anonymous ids
     assert {subject_hash("user", USER), subject_hash("anonymous", ANONYMOUS)} < set(receipt.subject_hashes)

@@ -8,10 +8,14 @@ from django.test import Client
 
 from consent.services import consent_record
 from consent.subjects import Subject
+from personalization.model_store import active_model
 from personalization.models import Product
 from personalization.recommendations import (
     Context,
     UnknownStrategy,
+    _precomputed,
+    _subject_hashes,
+    rank_for_visitor,
     recommendations_for_visitor,
     similar_items,
 )
@@ -61,6 +65,55 @@ def test_a_known_customer_gets_their_taste_with_reasons(trained: None) -> None:
     assert [item.score for item in result.items] == sorted((item.score for item in result.items), reverse=True)
     garden_lover = recommendations_for_visitor(Subject(user_id="g0"), Context(), k=4)
     assert set(skus(garden_lover)) <= set(GARDEN)
+
+
+def test_a_returning_customer_without_a_session_is_answered_from_the_list_computed_with_the_model(
+    trained: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = active_model()
+    assert model is not None and model.top is not None
+    contexts = [
+        Context(),
+        Context(category="Kitchen"),
+        Context(exclude=frozenset({"K1", "G2"})),
+        Context(in_stock_only=False),
+        Context(product="K2"),
+    ]
+    Product.objects.filter(sku="K3").update(in_stock=False)
+    for user in [f"{taste}{n}" for taste in "kg" for n in range(6)]:
+        row = model.user_row(_subject_hashes(Subject(user_id=user)))
+        for context in contexts:
+            country = context.country or str(model.user_countries[row])
+            assert _precomputed(model, context, 5, row, country) is not None, (user, context)
+            fast = rank_for_visitor(Subject(user_id=user), context, 5)
+            with monkeypatch.context() as patched:
+                patched.setattr(model, "top", None)  # scores every item, as for a visitor with a session
+                live = rank_for_visitor(Subject(user_id=user), context, 5)
+            assert (fast.rows, fast.signals) == (live.rows, live.signals), (user, context)
+            # the same shares; the leading part may differ where two parts tie (each is scaled to
+            # its own best, 1.0) and float32 sums in another order break the tie the other way
+            assert [r["share"] for r in fast.reasons] == [r["share"] for r in live.reasons]
+            assert {r["recommender"] for r in fast.reasons} <= set(model.top.parts)
+            assert fast.scores == pytest.approx(live.scores, rel=1e-6)  # float32 weights, summed in another order
+    # another country than the person's own: scored live
+    row = model.user_row(_subject_hashes(Subject(user_id="k0")))
+    assert _precomputed(model, Context(country="DE"), 5, row, "DE") is None
+    garden = rank_for_visitor(Subject(user_id="k0"), Context(category="Garden"), 3)
+    assert garden.personalized and {str(model.skus[r]) for r in garden.rows} <= set(GARDEN)
+
+
+def test_a_precomputed_list_the_filters_empty_hands_over_to_live_scoring(settings, commit: Commit) -> None:
+    settings.PZ_PRECOMPUTED_PER_PERSON = 3
+    build_shop(4)
+    train(commit)
+    model = active_model()
+    assert model is not None and model.top is not None and model.top.rows.shape[1] == 3
+    row = model.user_row(_subject_hashes(Subject(user_id="k0")))
+    # k0's three best are kitchen things: none is left in the garden, where the catalog has more
+    assert {str(model.skus[r]) for r in model.top.rows[row]} <= set(KITCHEN)
+    assert _precomputed(model, Context(category="Garden"), 2, row, "FR") is None
+    result = recommendations_for_visitor(Subject(user_id="k0"), Context(category="Garden"), k=2)
+    assert result.personalized and len(result.items) == 2 and set(skus(result)) <= set(GARDEN)
 
 
 def test_without_consent_the_answer_is_trending_and_says_so(trained: None, commit: Commit) -> None:
