@@ -285,6 +285,8 @@ PZ_MODEL_CHECK_SECONDS = env.float("PZ_MODEL_CHECK_SECONDS", default=1.0)
 PZ_ATTRIBUTION_HOURS = env.int("PZ_ATTRIBUTION_HOURS", default=24)
 # Threads per process that compute recommendations within a placement's latency budget.
 PZ_SERVING_THREADS = env.int("PZ_SERVING_THREADS", default=4)
-# How often a serving process re-reads the catalog's stock, prices, brands and categories for its
-# candidate filtering (the products a list shows are always read at the moment they are shown).
+# How often a serving process re-reads the whole catalog it filters candidates by and shows
+# (stock, prices, brands, categories, names, links), and how often it reads what changed since
+# (see personalization.catalog_snapshot).
 PZ_CATALOG_REFRESH_SECONDS = env.float("PZ_CATALOG_REFRESH_SECONDS", default=30.0)
+PZ_CATALOG_CHANGES_SECONDS = env.float("PZ_CATALOG_CHANGES_SECONDS", default=1.0)

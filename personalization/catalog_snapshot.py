@@ -1,22 +1,53 @@
 """What serving needs of the catalog, as arrays aligned with the active model's items.
 
 Ranking and the campaigns' rules filter thousands of candidates per request by stock, category,
-brand and price. Reading those from the database per request cost more than all the scoring, so
-each process keeps them as arrays, re-read every ``PZ_CATALOG_REFRESH_SECONDS`` (one query of a
-few columns). The products a list finally shows are always read from the database, active and
-(when asked) in stock: a product deactivated a second ago is never shown, at worst the list is
-one item shorter until the next refresh.
+brand and price, and a list shows a few products' cards (name, link, image, price). Reading those
+from the database per request cost more than all the scoring, so each process keeps them here:
+
+- in full, re-read every ``PZ_CATALOG_REFRESH_SECONDS`` (one query of a few columns);
+- and at most every ``PZ_CATALOG_CHANGES_SECONDS`` (a second), the products changed since the
+  previous read: those whose ``updated_at`` is later than the moment it began, less a margin for
+  the writes stamped before it that committed after it (``CHANGES_MARGIN``).
+
+Every write of the catalog sets ``updated_at`` (the model's ``auto_now``, and the bulk services
+set it), so a product deactivated, sold out or renamed is shown so no more than a second later.
+A write that bypasses it (raw SQL) or a transaction that commits more than ``CHANGES_MARGIN``
+after it stamped its rows waits for the next full read.
 """
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.utils import timezone
 
 from personalization.model_store import LoadedModel
 from personalization.models import Product
+
+CHANGES_MARGIN = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class ProductCard:
+    """What a slot shows of a product."""
+
+    pk: int
+    sku: str
+    name: str
+    url: str
+    image_url: str
+    price: Decimal
+    currency: str
+    category_path: str
+
+
+CARD_FIELDS = ("pk", "sku", "name", "url", "image_url", "price", "currency", "category__path")
+_FIELDS = (*CARD_FIELDS, "is_active", "in_stock", "brand")
 
 
 @dataclass(frozen=True)
@@ -27,7 +58,10 @@ class CatalogSnapshot:
     prices: np.ndarray  # float64
     brands: list[str]
     categories: list[str]  # paths, "" for none
-    taken_at: float
+    cards: list[ProductCard | None]  # None: no such product (any more)
+    taken_at: float  # monotonic time of the full read
+    checked_at: float  # monotonic time of the last read of the changes
+    read_from: datetime  # the moment the last read (full or of the changes) began
 
     def category_mask(self, path: str) -> np.ndarray:
         categories = np.asarray(self.categories, dtype=str)
@@ -37,33 +71,76 @@ class CatalogSnapshot:
 _lock = threading.Lock()
 
 
-def _take(model: LoadedModel) -> CatalogSnapshot:
-    n = model.n_items
-    active, in_stock = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    prices = np.full(n, np.nan)
-    brands, categories = [""] * n, [""] * n
-    rows = Product.objects.order_by().values_list("pk", "is_active", "in_stock", "price", "brand", "category__path")
-    for pk, is_active, stocked, price, brand, category in rows.iterator(chunk_size=10_000):
+def _applied(
+    snapshot: CatalogSnapshot, model: LoadedModel, rows: Any, now: float, read_from: datetime
+) -> CatalogSnapshot:
+    """``snapshot`` with these product rows written over it (new arrays: readers keep theirs)."""
+    active, in_stock, prices = snapshot.active.copy(), snapshot.in_stock.copy(), snapshot.prices.copy()
+    brands, categories, cards = list(snapshot.brands), list(snapshot.categories), list(snapshot.cards)
+    for pk, sku, name, url, image_url, price, currency, category, is_active, stocked, brand in rows:
         row = model.row_of_product.get(pk)
         if row is None:
             continue  # added since the training: recommended from the next one on
         active[row], in_stock[row], prices[row] = is_active, stocked, float(price)
         brands[row], categories[row] = brand or "", category or ""
-    return CatalogSnapshot(
-        (model.version_id, model.revision), active, in_stock, prices, brands, categories, time.monotonic()
+        cards[row] = ProductCard(pk, sku, name, url, image_url, price, currency, category or "")
+    return replace(
+        snapshot,
+        active=active,
+        in_stock=in_stock,
+        prices=prices,
+        brands=brands,
+        categories=categories,
+        cards=cards,
+        checked_at=now,
+        read_from=read_from,
     )
 
 
+def _take(model: LoadedModel) -> CatalogSnapshot:
+    n = model.n_items
+    now, read_from = time.monotonic(), timezone.now()
+    empty = CatalogSnapshot(
+        (model.version_id, model.revision),
+        np.zeros(n, dtype=bool),
+        np.zeros(n, dtype=bool),
+        np.full(n, np.nan),
+        [""] * n,
+        [""] * n,
+        [None] * n,
+        now,
+        now,
+        read_from,
+    )
+    rows = Product.objects.order_by().values_list(*_FIELDS)
+    return _applied(empty, model, rows.iterator(chunk_size=10_000), now, read_from)
+
+
+def _changed(model: LoadedModel, snapshot: CatalogSnapshot) -> CatalogSnapshot:
+    now, read_from = time.monotonic(), timezone.now()
+    since = snapshot.read_from - CHANGES_MARGIN
+    rows = Product.objects.order_by().filter(updated_at__gte=since).values_list(*_FIELDS)
+    return _applied(snapshot, model, rows, now, read_from)
+
+
 def catalog_snapshot(model: LoadedModel) -> CatalogSnapshot:
-    """The snapshot of the catalog for this loaded model (kept on it), re-read when it is older
-    than the refresh period. Kept on the model object, not by version number: a model loaded
-    again (another revision, another database in tests) never sees another's snapshot."""
-    fresh = time.monotonic() - settings.PZ_CATALOG_REFRESH_SECONDS
+    """The snapshot of the catalog for this loaded model (kept on it), read again in full when it
+    is older than the refresh period, and brought up to date with the changes every
+    ``PZ_CATALOG_CHANGES_SECONDS``. Kept on the model object, not by version number: a model
+    loaded again (another revision, another database in tests) never sees another's snapshot."""
+    now = time.monotonic()
     snapshot: CatalogSnapshot | None = model.memo.get("catalog")
-    if snapshot is not None and snapshot.taken_at >= fresh:
+    if (
+        snapshot is not None
+        and now - snapshot.taken_at < settings.PZ_CATALOG_REFRESH_SECONDS
+        and now - snapshot.checked_at < settings.PZ_CATALOG_CHANGES_SECONDS
+    ):
         return snapshot
     with _lock:
         snapshot = model.memo.get("catalog")
-        if snapshot is None or snapshot.taken_at < fresh:
+        now = time.monotonic()
+        if snapshot is None or now - snapshot.taken_at >= settings.PZ_CATALOG_REFRESH_SECONDS:
             snapshot = model.memo["catalog"] = _take(model)
+        elif now - snapshot.checked_at >= settings.PZ_CATALOG_CHANGES_SECONDS:
+            snapshot = model.memo["catalog"] = _changed(model, snapshot)
         return snapshot

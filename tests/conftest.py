@@ -98,6 +98,7 @@ def _model_directory(settings: Any, tmp_path: Path) -> Iterator[Path]:
     from personalization.serving import forget_placements
 
     settings.PZ_MODEL_DIR = tmp_path / "models"
+    settings.PZ_CATALOG_CHANGES_SECONDS = 0.0  # serving sees each change of the catalog at once
     for forget in (forget_loaded_model, forget_placements):
         forget()
     yield settings.PZ_MODEL_DIR

@@ -4,11 +4,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from config import sql
 from consent.subjects import Subject
+from personalization.catalog_snapshot import CARD_FIELDS, ProductCard, catalog_snapshot
+from personalization.model_store import active_model
 from personalization.models import Product
 from personalization.recommendations import Visit
 from personalization.serving.specs import CampaignSpec
@@ -26,22 +27,6 @@ class ServeRequest:
     now: datetime | None = None
 
 
-@dataclass(frozen=True)
-class ProductCard:
-    """What a slot shows of a product (read as a few columns, not a model instance)."""
-
-    pk: int
-    sku: str
-    name: str
-    url: str
-    image_url: str
-    price: Decimal
-    currency: str
-    category_path: str
-
-
-CARD_FIELDS = ("pk", "sku", "name", "url", "image_url", "price", "currency", "category__path")
-
 _CARDS_SQL = (
     "SELECT p.id, p.sku, p.name, p.url, p.image_url, p.price, p.currency, c.path "
     "FROM personalization_product p LEFT JOIN personalization_category c ON c.id = p.category_id "
@@ -49,13 +34,7 @@ _CARDS_SQL = (
 )
 
 
-def product_cards(
-    *, skus: Sequence[str] = (), pks: Sequence[int] = (), in_stock_only: bool = False
-) -> dict[str, ProductCard]:
-    """``{sku: card}`` of the active products among ``skus`` or ``pks`` (in stock only, if asked),
-    read now: one query, no ordering."""
-    if not skus and not pks:
-        return {}
+def _read_cards(skus: Sequence[str], pks: Sequence[int], in_stock_only: bool) -> dict[str, ProductCard]:
     if sql.postgres():
         where = "p.sku = ANY(%s)" if skus else "p.id = ANY(%s)"
         rows: Any = sql.fetch_all(_CARDS_SQL + where, (in_stock_only, list(skus) if skus else list(pks)))
@@ -68,6 +47,33 @@ def product_cards(
         sku: ProductCard(pk, sku, name, url, image_url, price, currency, category or "")
         for pk, sku, name, url, image_url, price, currency, category in rows
     }
+
+
+def product_cards(
+    *, skus: Sequence[str] = (), pks: Sequence[int] = (), in_stock_only: bool = False
+) -> dict[str, ProductCard]:
+    """``{sku: card}`` of the active products among ``skus`` or ``pks`` (in stock only, if asked),
+    as this process's catalog snapshot has them (a second old at most), and read from the
+    database for those it does not know (added since the model's training); no ordering."""
+    if not skus and not pks:
+        return {}
+    model = active_model()
+    if model is None:
+        return _read_cards(skus, pks, in_stock_only)
+    snapshot = catalog_snapshot(model)
+    found: dict[str, ProductCard] = {}
+    unknown: list[Any] = []
+    index: dict[Any, int] = model.row_of_sku if skus else model.row_of_product
+    for key in skus or pks:
+        row = index.get(key)
+        card = snapshot.cards[row] if row is not None else None
+        if card is None:
+            unknown.append(key)
+        elif snapshot.active[row] and (snapshot.in_stock[row] or not in_stock_only):
+            found[card.sku] = card
+    if unknown:
+        found.update(_read_cards(unknown if skus else (), () if skus else unknown, in_stock_only))
+    return found
 
 
 @dataclass(frozen=True)

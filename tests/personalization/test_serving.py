@@ -18,8 +18,8 @@ from django.utils import timezone
 from consent.services import consent_record
 from consent.subjects import Subject
 from personalization import serving
-from personalization.models import Campaign, Exposure, Placement, Product
-from personalization.services import model_version_activate, model_version_train
+from personalization.models import Campaign, Exposure, Placement
+from personalization.services import model_version_activate, model_version_train, product_bulk_set_active
 from personalization.services.campaigns import campaign_save
 from personalization.serving_views import RecommendationParams, RecommendationQuery
 from tests.conftest import ROOT
@@ -209,7 +209,7 @@ def test_business_rules_apply_through_the_api(client: Client, shop: dict[str, st
     home(include_categories=["Garden"], pins=[{"sku": "X1", "position": 1}], limit=3)
     body = ask(client, shop, placement="home", anonymousId="a").json()
     assert skus_of(body)[0] == "X1" and set(skus_of(body)[1:]) <= set(GARDEN) and len(body["items"]) == 3
-    Product.objects.filter(sku="X1").update(is_active=False)
+    product_bulk_set_active(skus=["X1"], active=False)
     assert "X1" not in skus_of(ask(client, shop, placement="home", anonymousId="b").json())
 
 
@@ -275,7 +275,7 @@ def test_answers_that_depend_on_no_one_are_shared_through_the_cache(client: Clie
     second = ask(client, shop, placement="home", anonymousId="two", limit=4).json()
     assert first["personalized"] is False and skus_of(first) == skus_of(second)
     assert first["rec_id"] != second["rec_id"]  # each answer is its own exposure
-    Product.objects.filter(sku=skus_of(first)[0]).update(is_active=False)
+    product_bulk_set_active(skus=[skus_of(first)[0]], active=False)
     third = ask(client, shop, placement="home", anonymousId="three", limit=4).json()
     assert skus_of(third) == skus_of(first)[1:]  # from the cache, without the product deactivated since
 

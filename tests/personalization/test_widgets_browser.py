@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from playwright.sync_api import ConsoleMessage, Error, Locator, Page, Route, expect
 from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
@@ -175,7 +176,7 @@ def test_a_customer_gets_their_own_list_with_the_token_the_page_carries(page: Pa
 
 
 def test_a_product_named_with_html_renders_as_inert_text(page: Page, shop: str) -> None:
-    Product.objects.filter(sku="G1").update(name=PAYLOAD)
+    Product.objects.filter(sku="G1").update(name=PAYLOAD, updated_at=timezone.now())
 
     page.goto(shop)  # the shop's template
     assert "G1" in shown(page, "home")
