@@ -45,3 +45,13 @@ class RedisCache(django_redis.RedisCache):
 
     def loads(self, value: bytes) -> Any:
         return self._cache._serializer.loads(value)  # type: ignore[attr-defined]
+
+    def set_many_raw(self, values: dict[str, bytes], timeout: int, *, only_new: bool = False) -> None:
+        """Store bytes under keys as they are (no pickling), in one round trip; ``only_new``: keep
+        the value of a key that is already there (SET NX)."""
+        if not values:
+            return
+        pipeline = self._cache.get_client(None, write=True).pipeline(transaction=False)
+        for key, value in values.items():
+            pipeline.set(self.make_key(key), value, ex=timeout, nx=only_new)
+        pipeline.execute()

@@ -8,6 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 
 from consent.subjects import Identities
+from tracking import live_mirror
 from tracking.models import Customer, Event, Order, ProcessedBatch, Profile
 
 
@@ -101,6 +102,9 @@ def subject_erase(identities: Identities) -> dict[str, int]:
     deleted, _ = customers.delete()
     events, _ = _events(identities).delete()
     profiles, _ = _profiles(identities).delete()
+    live_mirror.mirror_forget(
+        [f"u:{user_id}" for user_id in identities.user_ids] + [f"a:{a}" for a in identities.anonymous_ids]
+    )
     return {
         "customers deleted": deleted,
         "orders anonymised": orders,

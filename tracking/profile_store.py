@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from config.sql import bound_cursor, postgres
+from tracking import live_mirror
 from tracking.models import Profile
 from tracking.profile_rules import SessionState
 
@@ -175,6 +176,39 @@ class LockedProfiles:
             _update_postgres(changed)
         else:
             _update_orm(changed)
+        # Still under the rows' locks: see tracking.live_mirror.
+        live_mirror.mirror_write(self._mirror_entries())
+
+    def _mirror_entries(self) -> dict[str, bytes]:
+        if not live_mirror.mirrored():
+            return {}
+        keys = {row.id: row.key for row in self.by_key.values()}
+        entries = {}
+        for row in self.by_key.values():
+            if row.merged_into is not None or row.merged_into_id is not None:
+                target = row.merged_into.key if row.merged_into is not None else keys.get(row.merged_into_id)
+                if target is not None:  # else merged before, into a profile this batch did not touch
+                    entries[row.key] = live_mirror.entry_of_pointer(target)
+                continue
+            entries[row.key] = live_mirror.entry_of_columns(
+                [
+                    *(
+                        _json_value(row, name)
+                        for name in ("recently_viewed", "cart", "category_affinity", "brand_affinity")
+                    ),
+                    row.orders,
+                    row.last_seen_at.isoformat() if row.last_seen_at is not None else None,
+                ]
+            )
+        return entries
+
+
+def _json_value(row: ProfileRow, name: str) -> Any:
+    """A JSON column as it is, decoded or still the text PostgreSQL sent (``msgspec.Raw``)."""
+    if row.json_read(name):
+        return getattr(row, name)
+    raw = getattr(row, f"_{name}_raw")
+    return msgspec.Raw(raw.encode()) if raw is not None else getattr(row, name)
 
 
 _SELECT = (

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Q, QuerySet
 
 from config import sql
+from tracking import live_mirror
 from tracking.event_schema import product_key
 from tracking.models import Customer, Event, Order, OrderLine, Profile, Source
 from tracking.profile_rules import decayed
@@ -182,29 +183,63 @@ class LiveProfile:
 
 
 _LIVE_COLUMNS = ("recently_viewed", "cart", "category_affinity", "brand_affinity", "orders", "last_seen_at")
-_LIVE_SQL = (  # the columns of the profile it was merged into, if it was
+_LIVE_SQL = (  # the columns of the profile it was merged into, if it was, and that profile's key
     "SELECT p.key, "  # noqa: S608 (constants)
     + ", ".join(f"CASE WHEN m.id IS NULL THEN p.{c} ELSE m.{c} END" for c in _LIVE_COLUMNS)
-    + " FROM tracking_profile p LEFT JOIN tracking_profile m ON m.id = p.merged_into_id WHERE p.key = ANY(%s)"
+    + ", m.key FROM tracking_profile p LEFT JOIN tracking_profile m ON m.id = p.merged_into_id WHERE p.key = ANY(%s)"
 )
 
 
-def live_profile(*, user_id: str = "", anonymous_id: str = "") -> LiveProfile | None:
-    """The visitor's real-time profile (one query): the person's if they are known, else the
-    browser's, following a merge into the person it was identified as."""
-    keys = ([f"u:{user_id}"] if user_id else []) + ([f"a:{anonymous_id}"] if anonymous_id else [])
-    if not keys:
-        return None
-    if sql.postgres():  # the recommendation API asks this on every request: no ORM
-        # Django has psycopg hand JSON over as text (its fields decode it): decoded here.
-        rows = sql.fetch_all(_LIVE_SQL, (keys,))
-        found = {row[0]: (*(msgspec.json.decode(value) for value in row[1:5]), *row[5:]) for row in rows}
-    else:
-        found = {
+def _from_mirror(keys: list[str]) -> tuple[bool, tuple[Any, ...] | None]:
+    """(whether the mirror knows, the live columns of the first of ``keys`` with a profile)."""
+    for entry in live_mirror.mirror_read(keys):
+        if entry is not None and entry[0] == "merged":
+            (entry,) = live_mirror.mirror_read([entry[1]])
+            if entry is not None and entry[0] != "profile":
+                entry = None  # a pointer to nothing: ask the database
+        if entry is None:
+            return False, None
+        if entry[0] == "profile":
+            *columns, last_seen_at = entry[1:]
+            return True, (*columns, datetime.fromisoformat(last_seen_at) if last_seen_at else None)
+    return True, None
+
+
+def _from_database(keys: list[str]) -> dict[str, tuple[Any, ...]]:
+    """``{key: live columns}`` of the profiles found, filling the mirror where it has nothing."""
+    if not sql.postgres():
+        return {
             p.key: tuple(getattr(p.merged_into or p, column) for column in _LIVE_COLUMNS)
             for p in Profile.objects.select_related("merged_into").filter(key__in=keys).order_by()
         }
-    columns = found.get(keys[0]) or (found.get(f"a:{anonymous_id}") if anonymous_id else None)
+    # Django has psycopg hand JSON over as text (its fields decode it): decoded here.
+    rows = sql.fetch_all(_LIVE_SQL, (keys,))
+    if live_mirror.mirrored():
+        entries = dict.fromkeys(keys, msgspec.json.encode(live_mirror.NONE))
+        for key, *columns, target in rows:
+            last_seen_at = columns[-1].isoformat() if columns[-1] is not None else None
+            entry = live_mirror.entry_of_columns(
+                [*(msgspec.Raw(value.encode()) for value in columns[:4]), columns[4], last_seen_at]
+            )
+            if target is not None:
+                entries[target] = entry
+                entry = live_mirror.entry_of_pointer(target)
+            entries[key] = entry
+        live_mirror.mirror_write(entries, only_new=True)
+    return {row[0]: (*(msgspec.json.decode(value) for value in row[1:5]), *row[5:7]) for row in rows}
+
+
+def live_profile(*, user_id: str = "", anonymous_id: str = "") -> LiveProfile | None:
+    """The visitor's real-time profile: the person's if they are known, else the browser's,
+    following a merge into the person it was identified as. From the Redis mirror when it has
+    them (``tracking.live_mirror``), else from the database (one query)."""
+    keys = ([f"u:{user_id}"] if user_id else []) + ([f"a:{anonymous_id}"] if anonymous_id else [])
+    if not keys:
+        return None
+    known, columns = _from_mirror(keys) if live_mirror.mirrored() else (False, None)
+    if not known:
+        found = _from_database(keys)
+        columns = found.get(keys[0]) or (found.get(f"a:{anonymous_id}") if anonymous_id else None)
     if columns is None:
         return None
     recently_viewed, cart, category_affinity, brand_affinity, orders, last_seen_at = columns
