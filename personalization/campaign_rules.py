@@ -71,7 +71,7 @@ def campaign_choose(campaigns: Sequence[CampaignChoice], visitor: VisitorFacts, 
 # --- what the slot shows --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: serving builds ~100 per request, and a frozen one costs 4× to build
 class Candidate:
     sku: str
     score: float
@@ -204,6 +204,8 @@ def rules_apply(
     chosen: list[tuple[Candidate, tuple[str, ...]]] = []
     per_category: dict[str, int] = {}
     remaining = sorted(range(len(allowed)), key=lambda i: -relevance[i])  # stable: ties keep the ranking
+    if not rules.max_per_category and not rules.diversity:  # the loop below would take them in this order
+        chosen, remaining = [(allowed[index], notes[index]) for index in remaining[: max(free, 0)]], []
     while remaining and len(chosen) < free:
         best, best_value, most_relevant = None, float("-inf"), None
         for index in remaining:  # in order of relevance

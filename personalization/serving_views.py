@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -29,6 +30,7 @@ from tracking.ingestion import events_ingest
 from tracking.user_agents import describe_user_agent
 
 PUBLIC_MAX_AGE = 60
+JSON_RENDERER = JSONRenderer()
 SOURCE_SECONDS = 60.0
 
 
@@ -193,6 +195,10 @@ class RecommendationsView(APIView):
     authentication_classes = [CachedSourceAuthentication]
     permission_classes = [HasSourceKey]
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[BaseRenderer, str]:
+        """JSON, always (errors too): no Accept header to weigh on every widget's request."""
+        return JSON_RENDERER, JSON_RENDERER.media_type
+
     @extend_schema(
         operation_id="recommendations",
         summary="The recommendations of a placement for a visitor",
@@ -244,7 +250,8 @@ class RecommendationsView(APIView):
             raise exceptions.ValidationError({"placement": [str(exc)]}) from exc
         events_ingest(
             source_id=source.pk,
-            raw_events=[exposure_event(served, subject)],
+            # As JSON, so it takes the collector's fast path (decoded straight into its checked form).
+            raw_events=[msgspec.Raw(msgspec.json.encode(exposure_event(served, subject)))],
             meta=meta,
             received_at=timezone.now(),
             internal=True,

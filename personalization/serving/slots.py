@@ -66,7 +66,15 @@ def _chained(candidates: list[Candidate], rank: int, strategy: str) -> list[Cand
     scores = [c.score for c in candidates]
     low, span = min(scores), (max(scores) - min(scores)) or 1.0
     return [
-        replace(c, score=(c.score - low) / span * 0.99 + 1000 - rank, reason={**c.reason, "strategy": strategy})
+        Candidate(
+            c.sku,
+            (c.score - low) / span * 0.99 + 1000 - rank,
+            c.category,
+            c.brand,
+            c.price,
+            c.in_stock,
+            {**c.reason, "strategy": strategy},
+        )
         for c in candidates
     ]
 

@@ -40,20 +40,18 @@ def candidate_of(product: Product, score: float, reason: dict[str, Any]) -> Cand
 def _candidates(ranked: Ranked) -> list[Candidate]:
     """Ranked rows as candidates, described by this process's catalog snapshot (no query)."""
     model = ranked.model
-    if model is None:
+    if model is None or not ranked.rows:
         return []
     snapshot = catalog_snapshot(model)
+    rows = ranked.rows
+    skus, prices, in_stock = (
+        model.skus[rows].tolist(),
+        snapshot.prices[rows].tolist(),
+        snapshot.in_stock[rows].tolist(),
+    )
     return [
-        Candidate(
-            sku=str(model.skus[row]),
-            score=score,
-            category=snapshot.categories[row],
-            brand=snapshot.brands[row],
-            price=float(snapshot.prices[row]),
-            in_stock=bool(snapshot.in_stock[row]),
-            reason=reason,
-        )
-        for row, score, reason in zip(ranked.rows, ranked.scores, ranked.reasons, strict=True)
+        Candidate(str(skus[i]), score, snapshot.categories[row], snapshot.brands[row], prices[i], in_stock[i], reason)
+        for i, (row, score, reason) in enumerate(zip(rows, ranked.scores, ranked.reasons, strict=True))
     ]
 
 
