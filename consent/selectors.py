@@ -267,13 +267,19 @@ def _policy_from_bytes(value: bytes) -> PolicyState:
 _last_read: dict[str, bytes] = {}
 
 
-def _cached_states(keys: list[str]) -> tuple[PolicyState | None, dict[str, State | str]]:
+def _cached_states(
+    keys: list[str], along: Sequence[str] = (), read: list[bytes | None] | None = None
+) -> tuple[PolicyState | None, dict[str, State | str]]:
     """The cached policy (``POLICY_KEY`` comes first in ``keys``) and the cached states among the
     others, decoded, in one round trip. On Redis, the stored bytes are read and their decoding is
-    memoised; other backends (the embedded local-memory cache) go through ``get_many``."""
+    memoised; other backends (the embedded local-memory cache) go through ``get_many``.
+    ``along``: other keys read in the same round trip, their stored bytes added to ``read``."""
     read_raw = getattr(caches["default"], "get_many_raw", None)
     if read_raw is not None:
-        values = read_raw(keys)
+        values = read_raw([*keys, *along])
+        if along and read is not None:
+            read.extend(values[len(keys) :])
+        values = values[: len(keys)]
         if len(_last_read) > 100_000:
             _last_read.clear()
         for key, value in zip(keys, values, strict=True):
@@ -319,11 +325,16 @@ def _merged(parts: list[State]) -> State:
     return merge_choices(*(choices for choices, _ in parts)), any(suppressed for _, suppressed in parts)
 
 
-def subject_states(subjects: Iterable[Subject]) -> tuple[PolicyState, dict[Subject, State]]:
+def subject_states(
+    subjects: Iterable[Subject], *, along: Sequence[str] = (), read: list[bytes | None] | None = None
+) -> tuple[PolicyState, dict[Subject, State]]:
     """The published policy and, per subject, their latest choices and whether they are suppressed:
-    one cache round trip for all of them (the collector asks for a whole batch at once)."""
+    one cache round trip for all of them (the collector asks for a whole batch at once). On Redis,
+    the bytes under the cache keys ``along`` are read in the same round trip, into ``read`` (the
+    recommendation API reads a visitor's live profile with their consent)."""
     ids = _keys_of(subjects)
-    policy, found = _cached_states([POLICY_KEY, *(key for each in ids.values() for _, _, key in each)])
+    keys = [POLICY_KEY, *(key for each in ids.values() for _, _, key in each)]
+    policy, found = _cached_states(keys, along, read)
     if policy is None:
         blob = policy_blob()
         cache.set(POLICY_KEY, blob, STATE_TIMEOUT)
@@ -335,9 +346,12 @@ def subject_states(subjects: Iterable[Subject]) -> tuple[PolicyState, dict[Subje
     return policy, states
 
 
-def subject_state(subject: Subject) -> tuple[PolicyState, Mapping[str, Choice], bool]:
-    """The published policy, the person's latest choices and whether they are suppressed."""
-    policy, states = subject_states([subject])
+def subject_state(
+    subject: Subject, *, along: Sequence[str] = (), read: list[bytes | None] | None = None
+) -> tuple[PolicyState, Mapping[str, Choice], bool]:
+    """The published policy, the person's latest choices and whether they are suppressed (and, on
+    Redis, the bytes under ``along`` into ``read``: see ``subject_states``)."""
+    policy, states = subject_states([subject], along=along, read=read)
     choices, suppressed = states[subject]
     return policy, choices, suppressed
 
@@ -408,9 +422,17 @@ def consent_gate_foreseen(subjects: Iterable[Subject], purpose: str) -> Foreseen
     )
 
 
-def consent_allows(*, subject: Subject, purpose: str, jurisdiction: str | None = None) -> bool:
-    """Has this person allowed this purpose? See ``consent.decisions`` for the rules."""
-    policy, choices, suppressed = subject_state(subject)
+def consent_allows(
+    *,
+    subject: Subject,
+    purpose: str,
+    jurisdiction: str | None = None,
+    along: Sequence[str] = (),
+    read: list[bytes | None] | None = None,
+) -> bool:
+    """Has this person allowed this purpose? See ``consent.decisions`` for the rules. On Redis, the
+    bytes under the cache keys ``along`` are read in the same round trip, into ``read``."""
+    policy, choices, suppressed = subject_state(subject, along=along, read=read)
     return is_allowed(purpose, policy=policy, choices=choices, suppressed=suppressed, jurisdiction=jurisdiction)
 
 

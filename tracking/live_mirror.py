@@ -59,11 +59,25 @@ def mirror_write(entries: Mapping[str, bytes], *, only_new: bool = False) -> Non
         )
 
 
-def mirror_read(keys: Sequence[str]) -> list[list[Any] | None]:
-    """The entries of these profile keys, decoded: ``["profile", *columns]``, ``["merged", key]``,
-    ``["none"]``, or None where the mirror has none."""
-    raw = _redis().get_many_raw([_PREFIX + key for key in keys])
+def profile_keys(user_id: str, anonymous_id: str) -> list[str]:
+    """The profile keys a visitor's live profile is looked up by, in order: the person's, the browser's."""
+    return ([f"u:{user_id}"] if user_id else []) + ([f"a:{anonymous_id}"] if anonymous_id else [])
+
+
+def cache_keys(keys: Sequence[str]) -> list[str]:
+    """The cache keys of the entries of these profile keys (to read them along with others)."""
+    return [_PREFIX + key for key in keys]
+
+
+def decoded(raw: Sequence[bytes | None]) -> list[list[Any] | None]:
+    """Entries as read: ``["profile", *columns]``, ``["merged", key]``, ``["none"]``, or None
+    where the mirror has none."""
     return [msgspec.json.decode(value) if value is not None else None for value in raw]
+
+
+def mirror_read(keys: Sequence[str]) -> list[list[Any] | None]:
+    """The entries of these profile keys, decoded (see ``decoded``)."""
+    return decoded(_redis().get_many_raw(cache_keys(keys)))
 
 
 def mirror_forget(keys: Iterable[str]) -> None:

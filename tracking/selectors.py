@@ -2,7 +2,7 @@
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -190,9 +190,10 @@ _LIVE_SQL = (  # the columns of the profile it was merged into, if it was, and t
 )
 
 
-def _from_mirror(keys: list[str]) -> tuple[bool, tuple[Any, ...] | None]:
+def _from_mirror(keys: list[str], read: Sequence[bytes | None] | None) -> tuple[bool, tuple[Any, ...] | None]:
     """(whether the mirror knows, the live columns of the first of ``keys`` with a profile)."""
-    for entry in live_mirror.mirror_read(keys):
+    entries = live_mirror.decoded(read) if read is not None else live_mirror.mirror_read(keys)
+    for entry in entries:
         if entry is not None and entry[0] == "merged":
             (entry,) = live_mirror.mirror_read([entry[1]])
             if entry is not None and entry[0] != "profile":
@@ -229,14 +230,17 @@ def _from_database(keys: list[str]) -> dict[str, tuple[Any, ...]]:
     return {row[0]: (*(msgspec.json.decode(value) for value in row[1:5]), *row[5:7]) for row in rows}
 
 
-def live_profile(*, user_id: str = "", anonymous_id: str = "") -> LiveProfile | None:
+def live_profile(
+    *, user_id: str = "", anonymous_id: str = "", mirror_entries: Sequence[bytes | None] | None = None
+) -> LiveProfile | None:
     """The visitor's real-time profile: the person's if they are known, else the browser's,
     following a merge into the person it was identified as. From the Redis mirror when it has
-    them (``tracking.live_mirror``), else from the database (one query)."""
-    keys = ([f"u:{user_id}"] if user_id else []) + ([f"a:{anonymous_id}"] if anonymous_id else [])
+    them (``tracking.live_mirror``; ``mirror_entries``: its entries, already read), else from the
+    database (one query)."""
+    keys = live_mirror.profile_keys(user_id, anonymous_id)
     if not keys:
         return None
-    known, columns = _from_mirror(keys) if live_mirror.mirrored() else (False, None)
+    known, columns = _from_mirror(keys, mirror_entries) if live_mirror.mirrored() else (False, None)
     if not known:
         found = _from_database(keys)
         columns = found.get(keys[0]) or (found.get(f"a:{anonymous_id}") if anonymous_id else None)

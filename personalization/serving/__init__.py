@@ -47,6 +47,7 @@ from personalization.serving.specs import (
     placement_spec,
 )
 from personalization.serving.strategies import STRATEGY_FUNCTIONS
+from tracking import live_mirror
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +75,12 @@ __all__ = [
 _executor = ThreadPoolExecutor(max_workers=settings.PZ_SERVING_THREADS, thread_name_prefix="pz-serve")
 
 
-def _in_worker(request: ServeRequest, spec: PlacementSpec, now: datetime, allowed: bool) -> Served:
+def _in_worker(
+    request: ServeRequest, spec: PlacementSpec, now: datetime, allowed: bool, mirror_entries: list[bytes | None] | None
+) -> Served:
     close_old_connections()
     try:
-        return serve_inside(request, spec, now, allowed)
+        return serve_inside(request, spec, now, allowed, mirror_entries)
     finally:
         close_old_connections()
 
@@ -179,14 +182,25 @@ def serve(request: ServeRequest) -> Served:
     """The answer to one request, within the placement's latency budget (see the module)."""
     spec = placement_spec(request.placement)
     now = request.now or timezone.now()
-    allowed = consent_allows(subject=request.subject, purpose="personalization", jurisdiction=request.country or None)
+    # The visitor's live profile is read from the mirror in the consent's round trip (on Redis).
+    subject = request.subject
+    profile_keys = live_mirror.profile_keys(subject.user_id, subject.anonymous_id) if live_mirror.mirrored() else []
+    read: list[bytes | None] = []
+    allowed = consent_allows(
+        subject=subject,
+        purpose="personalization",
+        jurisdiction=request.country or None,
+        along=live_mirror.cache_keys(profile_keys),
+        read=read,
+    )
+    mirror_entries = read if profile_keys and len(read) == len(profile_keys) else None
     key = None
     if not allowed:  # the answer does not depend on who asks: shared through the cache
         key = _answer_key(request, spec)
         cached = _cached(key)
         if cached is not None:
             return cached
-    future = _executor.submit(_in_worker, request, spec, now, allowed)
+    future = _executor.submit(_in_worker, request, spec, now, allowed, mirror_entries)
     try:
         served = future.result(timeout=spec.budget_ms / 1000)
     except FutureTimeout:

@@ -3,6 +3,7 @@
 import logging
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -30,10 +31,12 @@ logger = logging.getLogger(__name__)
 PERSONAL = {"personalized", "buy_again", "recently_viewed"}
 
 
-def _situation(request: ServeRequest, allowed: bool) -> Situation:
+def _situation(request: ServeRequest, allowed: bool, mirror_entries: Sequence[bytes | None] | None) -> Situation:
     subject = request.subject
     profile: LiveProfile | None = (
-        live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id) if allowed else None
+        live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id, mirror_entries=mirror_entries)
+        if allowed
+        else None
     )
     context_product = (
         Product.objects.select_related("category").filter(sku=request.product).first() if request.product else None
@@ -163,8 +166,16 @@ def campaign_click_stats(campaign_id: int) -> dict[str, tuple[int, int]]:
     return stats
 
 
-def serve_inside(request: ServeRequest, spec: PlacementSpec, now: datetime, allowed: bool) -> Served:
-    situation = _situation(request, allowed)
+def serve_inside(
+    request: ServeRequest,
+    spec: PlacementSpec,
+    now: datetime,
+    allowed: bool,
+    mirror_entries: Sequence[bytes | None] | None = None,
+) -> Served:
+    """The answer, as ``serve`` describes; ``mirror_entries``: the visitor's live profile as read
+    from the mirror with their consent (``tracking.live_mirror``), if it was."""
+    situation = _situation(request, allowed, mirror_entries)
     campaign = campaign_choose([c.choice for c in spec.campaigns], visitor_facts(request, situation.visit), now)
     chosen = next((c for c in spec.campaigns if campaign is not None and c.id == campaign.id), None)
     if chosen is None:

@@ -21,8 +21,8 @@ ANNA = Subject(user_id="user-anna")
 BROWSER = Subject(anonymous_id="anon-browser-1")
 
 
-def allows(subject: Subject, purpose: str, **kwargs: str) -> bool:
-    return consent_allows(subject=subject, purpose=purpose, **kwargs)
+def allows(subject: Subject, purpose: str, jurisdiction: str | None = None) -> bool:
+    return consent_allows(subject=subject, purpose=purpose, jurisdiction=jurisdiction)
 
 
 def test_defaults_before_any_choice() -> None:

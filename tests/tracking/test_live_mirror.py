@@ -10,8 +10,9 @@ from django.test import Client
 
 from config import sql
 from consent.models import Purpose
+from consent.selectors import consent_allows
 from consent.services import refresh_policy_cache
-from consent.subjects import Identities
+from consent.subjects import Identities, Subject
 from tests.factories import ProductFactory
 from tracking import live_mirror
 from tracking.privacy import subject_erase
@@ -97,3 +98,18 @@ def test_an_entry_gone_from_the_mirror_is_read_from_the_database_again(
     assert live_profile(anonymous_id="anon-2").recently_viewed == ["MUG"]  # type: ignore[union-attr]
     assert live_profile(anonymous_id="anon-2").recently_viewed == ["MUG"]  # type: ignore[union-attr]
     assert len(reads) == 1
+
+
+@pytest.mark.skipif(not live_mirror.mirrored(), reason="the mirror lives in Redis")
+def test_the_mirror_is_read_with_the_consent_state_in_one_round_trip(
+    client: Client, source_keys: SourceKeys, drain: Callable[[], int], reads: list[str]
+) -> None:
+    send(client, source_keys, drain, viewed("MUG", "anon-3"))
+    keys = live_mirror.profile_keys("", "anon-3")
+    read: list[bytes | None] = []
+    consent_allows(
+        subject=Subject(anonymous_id="anon-3"), purpose="personalization", along=live_mirror.cache_keys(keys), read=read
+    )
+    assert live_mirror.decoded(read) == live_mirror.mirror_read(keys) != [None]
+    profile = live_profile(anonymous_id="anon-3", mirror_entries=read)
+    assert profile is not None and profile.recently_viewed == ["MUG"] and reads == []
