@@ -6,21 +6,27 @@ Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
 1. loads the whole of UCI Online Retail into a fresh database `pz_bench_serve` and trains the
    recommenders (`--skip-load` reuses an earlier run's);
 2. serves the product with granian (2 WSGI workers of 2 threads, as `make run` does), DEBUG off, Redis db 12;
-3. with wrk (2 threads), for --duration seconds each, at about --rate (100 connections, each
-   paced) and then flat out (16 connections, maximum throughput):
+3. has 1,000 known customers view three products each (through the collector and a consumer);
+4. with wrk (2 threads), for --duration seconds each, at about --rate (100 connections, each
+   waiting an exponentially distributed time between its requests, so that they arrive as a
+   Poisson stream) and then flat out (16 connections, maximum throughput):
    - bare: GET a bare Django view (bench/urls.py): the ceiling of the server and the middleware;
-   - personalized: GET /api/v1/recommendations?placement=home&userId=… with the secret key, a
-     different known customer each request (consent, live profile, the model, the rules);
+   - personalized: GET /api/v1/recommendations?placement=home&userId=… with the secret key, one
+     of 1,000 returning customers with nothing done yet in this visit (consent, live profile,
+     the list precomputed with the model, the rules);
+   - personalized, with a session: the same for the 1,000 customers who just viewed products
+     (the blend scored live over every item, with the session);
    - anonymous: the same with the write key for one of 2,000 browsers that gave no consent
      (the shared, cached non-personalized answer).
 Before each case every path is asked once, untimed (see ``warm``): the figures are the steady
-state, with each visitor's consent state cached.
+state, with each visitor's consent state cached and their live profile in the Redis mirror.
 The exposure of every answer goes through the Redis Stream (nobody consumes it here).
 """
 
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import urllib.request
@@ -39,6 +45,7 @@ PORT = 8098
 # connections / (wait + latency). With many connections the wait dominates and the rate is near
 # the one asked for, as long as the server keeps up (the table shows the rate reached).
 PACED_CONNECTIONS = 100
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"  # the collector drops bots
 ENVIRONMENT = {
     **os.environ,
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
@@ -67,6 +74,9 @@ def setup(skip_load: bool) -> tuple[str, str, list[str]]:
         manage("migrate", "-v0")
         manage("load_online_retail", str(DATA), "--no-progress")
         manage("train_models", "--activate", "always")
+        # As a shop's database is, once autovacuum has been by: the planner knows the tables.
+        analyze = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", DATABASE, "-qc", "VACUUM ANALYZE"]
+        subprocess.run(analyze, check=True)
     os.environ.update(ENVIRONMENT)
     import django
 
@@ -87,8 +97,15 @@ def script(paths: list[str], headers: dict[str, str], connections: int, rate: fl
     lines = [f"local paths = {json.dumps(paths).replace('[', '{').replace(']', '}')}", "local n = 0"]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     lines += ["request = function()", "  n = n + 1", '  return wrk.format("GET", paths[(n % #paths) + 1])', "end"]
-    if rate:
-        lines += ["delay = function()", f"  return {connections * 1000 / rate:.3f}", "end"]
+    if rate:  # exponential waits: each connection's requests, and so all of them, arrive as a Poisson stream
+        lines += [
+            "init = function(args)",
+            "  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))",
+            "end",
+            "delay = function()",
+            f"  return -math.log(1 - math.random()) * {connections * 1000 / rate:.3f}",
+            "end",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -112,6 +129,39 @@ def warm(paths: list[str], headers: dict[str, str]) -> None:
         list(pool.map(ask, paths))
 
 
+def browse(customers: list[str], write_key: str) -> None:
+    """Each customer views three products now (through the collector, processed by a consumer as in
+    production): their next list is scored live with that session, not taken from their
+    precomputed one."""
+    from personalization.model_store import active_model
+    from tracking.consumer import consume_available
+
+    model = active_model()
+    if model is None:
+        raise RuntimeError("no trained model")
+    rng = random.Random(7)
+    events = [
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": customer,
+            "anonymousId": f"bench-{customer}",
+            "messageId": f"bench-view-{customer}-{n}",
+            "properties": {"product_id": str(model.skus[rng.randrange(model.n_items)])},
+        }
+        for customer in customers
+        for n in range(3)
+    ]
+    for start in range(0, len(events), 500):
+        body = json.dumps({"batch": events[start : start + 500], "writeKey": write_key}).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": BROWSER}
+        request = urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/batch", data=body, headers=headers)
+        answer = json.loads(urllib.request.urlopen(request, timeout=30).read())  # noqa: S310 (http, built here)
+        if answer["accepted"] != len(events[start : start + 500]):
+            raise RuntimeError(f"the collector did not take every view: {answer}")
+    consume_available(name="bench-serve")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=15)
@@ -123,7 +173,11 @@ def main() -> None:
     cases = {
         "bare view (baseline)": (["/bench/bare"], {}),
         "personalized (userId, secret key)": (
-            [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers],
+            [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[:1000]],
+            {"Authorization": f"Bearer {secret_key}"},
+        ),
+        "personalized, with a session": (
+            [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[1000:]],
             {"Authorization": f"Bearer {secret_key}"},
         ),
         "anonymous (no consent, write key)": (
@@ -134,6 +188,7 @@ def main() -> None:
     server = load.granian(PORT, ENVIRONMENT)
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
+        browse(customers[1000:], write_key)
         for name, (paths, headers) in cases.items():
             warm(paths, headers)
             results[name] = {
