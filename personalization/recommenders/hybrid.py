@@ -66,6 +66,15 @@ class TopLists:
     shares: np.ndarray  # int16, thousandths
 
 
+def _one_row_affinity(query: sp.csr_matrix, codes: np.ndarray, n_values: int) -> np.ndarray:
+    """``one_hot @ (query @ one_hot).T`` for a 1 × n query: each item gets the query's total over
+    the items that share its value (0 for items without one), summed in the same order."""
+    item_codes = codes[query.indices]
+    valid = item_codes >= 0
+    per_value = np.bincount(item_codes[valid], weights=np.asarray(query.data)[valid], minlength=n_values)
+    return np.where(codes >= 0, per_value[np.maximum(codes, 0)], 0.0)[None, :]
+
+
 def _codes(labels: list[str] | np.ndarray) -> np.ndarray:
     labels = np.asarray(labels, dtype=str)
     codes = np.full(labels.size, -1, dtype=np.int64)
@@ -156,6 +165,9 @@ class Hybrid(Recommender):
         for name, codes in (("categories", self.item_categories), ("brands", self.item_brands)):
             one_hot = derived(self, name, codes, partial(_one_hot, np.asarray(codes)))
             if one_hot.shape[1] == 0:
+                continue
+            if query.shape[0] == 1:  # one visitor served: the same sums, without two sparse products
+                result += scaled(_one_row_affinity(query, np.asarray(codes), one_hot.shape[1])) / 2
                 continue
             per_value = np.asarray((query @ one_hot).toarray())
             result += scaled(np.asarray(one_hot @ per_value.T).T) / 2

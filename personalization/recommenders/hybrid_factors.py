@@ -150,8 +150,9 @@ class LightFMHybrid(Recommender):
     def visitor_vectors(self, visitors: Visitors) -> np.ndarray:
         vectors = np.zeros((len(visitors), self.item_embeddings.shape[1]), dtype=np.float64)
         known = visitors.rows >= 0
-        vectors[known] = self.user_embeddings[visitors.rows[known]]
-        country_row = {str(c): i for i, c in enumerate(self.countries)}
+        vectors[known] = np.asarray(self.user_embeddings)[visitors.rows[known]]  # not a memmap: no per-row views
+        countries = self.countries
+        country_row = derived(self, "country_rows", countries, lambda: {str(c): i for i, c in enumerate(countries)})
         for position in np.flatnonzero(~known):
             row = country_row.get(visitors.countries[int(position)] or "")
             if row is not None:
@@ -160,17 +161,20 @@ class LightFMHybrid(Recommender):
         if weight and visitors.session.nnz:
             session = row_normalized(visitors.session)
             totals = np.asarray(session.sum(axis=1)).ravel()
-            means = (session @ self.item_embeddings) / np.where(totals > 0, totals, 1.0)[:, None]
+            means = (session @ self._embeddings64()) / np.where(totals > 0, totals, 1.0)[:, None]
             vectors += weight * np.asarray(means)
         return vectors
 
-    def score(self, visitors: Visitors) -> np.ndarray:
+    def _embeddings64(self) -> np.ndarray:
+        """The item embeddings as float64, copied once per process: the saved float32 arrays are
+        shared, memory-mapped, and numpy would otherwise convert them at every product."""
         embeddings = self.item_embeddings
-        # A float64 copy per process, made once (the saved float32 arrays are shared, memory-mapped).
-        scores = self.visitor_vectors(visitors) @ derived(
-            self, "embeddings", embeddings, lambda: np.asarray(embeddings, dtype=np.float64).T
-        )
-        scores += np.asarray(self.item_biases, dtype=np.float64)[None, :]
+        return derived(self, "embeddings", embeddings, lambda: np.asarray(embeddings, dtype=np.float64))  # type: ignore[no-any-return]
+
+    def score(self, visitors: Visitors) -> np.ndarray:
+        scores = self.visitor_vectors(visitors) @ self._embeddings64().T
+        biases = self.item_biases
+        scores += derived(self, "biases", biases, lambda: np.asarray(biases, dtype=np.float64)[None, :])
         centred = scores - scores.mean(axis=1, keepdims=True)
         spread = centred.std(axis=1, keepdims=True)
         return np.asarray(centred / np.where(spread > 0, spread, 1.0))
