@@ -171,7 +171,8 @@ def active_pointer() -> tuple[int, int] | None:
 
         active = model_version_active()
         pointer = (active.pk, active.revision) if active is not None else ()
-        cache.set(ACTIVE_KEY, pointer, None)
+        # Only if still empty: an activation may have set it since the read (a fill must not undo it).
+        cache.add(ACTIVE_KEY, pointer, None)
     return (int(pointer[0]), int(pointer[1])) if pointer else None
 
 

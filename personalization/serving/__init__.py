@@ -20,9 +20,11 @@ the view through the event stream, never by an insert here.
 
 import hashlib
 import logging
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +38,7 @@ from personalization.model_store import active_pointer
 from personalization.models import Placement, Product
 from personalization.recommendations import Context, recommendations_for_visitor
 from personalization.serving.requests import Served, ServedItem, ServeRequest, product_cards
-from personalization.serving.slots import campaign_click_stats, serve_inside, slot_limit
+from personalization.serving.slots import BudgetSpent, campaign_click_stats, serve_inside, slot_limit
 from personalization.serving.specs import (
     CampaignSpec,
     PlacementSpec,
@@ -200,10 +202,11 @@ def serve(request: ServeRequest) -> Served:
         cached = _cached(key)
         if cached is not None:
             return cached
-    future = _executor.submit(_in_worker, request, spec, now, allowed, mirror_entries)
+    deadline = time.monotonic() + spec.budget_ms / 1000
+    future = _executor.submit(_in_worker, replace(request, deadline=deadline), spec, now, allowed, mirror_entries)
     try:
         served = future.result(timeout=spec.budget_ms / 1000)
-    except FutureTimeout:
+    except (FutureTimeout, BudgetSpent):  # the worker may see the deadline pass first
         reason = "budget"
     except Exception:
         logger.exception("serving placement %s failed", spec.key)

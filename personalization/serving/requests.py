@@ -25,6 +25,7 @@ class ServeRequest:
     country: str = ""
     device: str = ""
     now: datetime | None = None
+    deadline: float | None = None  # time.monotonic() past which nobody waits for the answer
 
 
 _CARDS_SQL = (

@@ -2,6 +2,7 @@
 
 import logging
 import random
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -29,6 +30,11 @@ from tracking.selectors import LiveProfile, live_profile, purchased_skus
 logger = logging.getLogger(__name__)
 
 PERSONAL = {"personalized", "buy_again", "recently_viewed"}
+
+
+class BudgetSpent(Exception):
+    """The request's answer was given without this computation (past the budget): it stops at the
+    next strategy rather than spend the process's time on an answer nobody waits for."""
 
 
 def _situation(request: ServeRequest, allowed: bool, mirror_entries: Sequence[bytes | None] | None) -> Situation:
@@ -101,6 +107,8 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
     context_price = float(situation.context_product.price) if situation.context_product is not None else None
     shown: list[Shown] = []
     for rank, name in enumerate(dict.fromkeys((spec.strategy, *spec.fallbacks))):
+        if situation.request.deadline is not None and time.monotonic() > situation.request.deadline:
+            raise BudgetSpent(spec.id)
         try:
             found = STRATEGY_FUNCTIONS[name](name, situation, 3 * limit + 20)
         except Exception:

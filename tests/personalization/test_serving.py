@@ -6,6 +6,7 @@ connection: these tests commit their data (transactional)."""
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -193,16 +194,28 @@ def test_a_strategy_slower_than_the_budget_gives_the_precomputed_list_and_is_cou
         lambda: consent_record(subject=Subject(anonymous_id="slow"), choices={"personalization": True}, source="api")
     )
 
+    finished, fallbacks = threading.Event(), []
+
     def slow(name: str, situation: Any, k: int) -> list[Any]:
         time.sleep(0.5)
+        finished.set()
+        return []
+
+    def fallback(name: str, situation: Any, k: int) -> list[Any]:
+        fallbacks.append(name)
         return []
 
     strategy("personalized", slow)
+    strategy("trending", fallback)
     body = ask(client, shop, placement="home", anonymousId="slow").json()
     assert (body["personalized"], body["strategy"], body["campaign"]) == (False, "trending", None)
     assert body["note"] == "the precomputed list (over the latency budget)" and len(body["items"]) == 8
     day = timezone.now().strftime("%Y-%m-%d")
     assert serving.fallback_counts()[(day, "home", "budget")] == 1
+    # the abandoned computation stops at its next strategy instead of running on for nobody
+    assert finished.wait(5)
+    time.sleep(0.2)
+    assert fallbacks == []
 
 
 def test_business_rules_apply_through_the_api(client: Client, shop: dict[str, str]) -> None:
