@@ -2,6 +2,7 @@ import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
+from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -12,3 +13,10 @@ application = get_wsgi_application()
 # (the collector's batches, which allocate much, set one off every few seconds). Frozen, they are
 # left out of collections; what requests allocate is collected as before.
 gc.freeze()
+
+# A request scores one visitor: BLAS products of a few thousand numbers, where OpenBLAS's threads
+# only add hand-offs, and several request threads sharing its one pool wait on each other (with a
+# session, 400 against 620 answers/s on two cores, bench/serve.py). Training runs in the Celery
+# workers, which keep every BLAS thread.
+threadpool_limits(1, "blas")
+
