@@ -29,6 +29,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,15 +82,24 @@ def setup(skip_load: bool) -> tuple[str, str, list[str]]:
     import django
 
     django.setup()
+    from django.db.models import Q
+
     from personalization.models import Placement
-    from tracking.models import Customer, Source
+    from tracking.models import Customer, Profile
     from tracking.services import source_create
 
     Placement.objects.update(latency_budget_ms=50)
-    Source.objects.filter(name="Bench").delete()
-    keys = source_create(name="Bench")
-    customers = list(Customer.objects.order_by("?").values_list("user_id", flat=True)[:2000])
-    return keys.write_key, keys.secret_key, customers
+    keys = source_create(name=f"Bench {time.strftime('%Y-%m-%d %H:%M:%S')}")  # one per run: its events stay
+    # The same customers every run: the last 1,000 by id browse before the run (see ``browse``);
+    # the first 1,000 others with no live profile come back with no session.
+    ordered = list(Customer.objects.order_by("user_id").values_list("user_id", flat=True))
+    browsing = set(ordered[-1000:])
+    # Each run starts the browsing customers' visits afresh (an earlier run's views would make
+    # their sessions, and so the work per request, grow from run to run).
+    Profile.objects.filter(Q(user_id__in=browsing) | Q(anonymous_id__startswith="bench-")).delete()
+    profiled = set(Profile.objects.filter(user_id__in=ordered).values_list("user_id", flat=True))
+    returning = [c for c in ordered if c not in profiled and c not in browsing][:1000]
+    return keys.write_key, keys.secret_key, returning + sorted(browsing)
 
 
 def script(paths: list[str], headers: dict[str, str], connections: int, rate: float | None) -> str:
