@@ -19,4 +19,3 @@ gc.freeze()
 # session, 400 against 620 answers/s on two cores, bench/serve.py). Training runs in the Celery
 # workers, which keep every BLAS thread.
 threadpool_limits(1, "blas")
-
