@@ -221,6 +221,10 @@ def main() -> None:
         )
         if rate["errors"] or top["errors"]:
             print(f"  non-2xx answers: {rate['errors']:.0f} at the rate, {top['errors']:.0f} flat out")
+    from personalization.serving import fallback_counts
+
+    # Answers past the placement's 50 ms budget are the precomputed list: cheap, and so flattering.
+    print(f"\nanswers that fell back to the precomputed list: {sum(fallback_counts(1).values())}")
 
 
 if __name__ == "__main__":
