@@ -8,6 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
 
+# The active model and the catalog, loaded before the first request rather than in it.
+from personalization.serving import warm_up  # noqa: E402 (needs the application set up)
+
+warm_up()
+
 # Django, the apps and their imports leave ~200,000 long-lived objects that every full collection
 # walks: ~100 ms on a busy 2-core machine, during which each request queued on the worker waits
 # (the collector's batches, which allocate much, set one off every few seconds). Frozen, they are

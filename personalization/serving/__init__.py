@@ -30,11 +30,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from consent.selectors import consent_allows
-from personalization.model_store import active_pointer
+from personalization.catalog_snapshot import catalog_snapshot
+from personalization.model_store import active_model, active_pointer
 from personalization.models import Placement, Product
 from personalization.recommendations import Context, recommendations_for_visitor
 from personalization.serving.requests import Served, ServedItem, ServeRequest, product_cards
@@ -71,6 +72,7 @@ __all__ = [
     "forget_placements",
     "placement_spec",
     "serve",
+    "warm_up",
 ]
 
 
@@ -85,6 +87,23 @@ def _in_worker(
         return serve_inside(request, spec, now, allowed, mirror_entries)
     finally:
         close_old_connections()
+
+
+def warm_up() -> bool:
+    """Load the active model and this process's catalog snapshot now. A server calls it as a
+    worker starts (config/wsgi.py), so that no visitor's request, with its budget of tens of
+    milliseconds, pays for them: the first one used to fall back. False when there is no model
+    yet, or when they could not be loaded (then the first request loads them, as before)."""
+    try:
+        model = active_model()
+        if model is not None:
+            catalog_snapshot(model)
+        return model is not None
+    except Exception:
+        logger.warning("serving could not load the active model at start; the first request will", exc_info=True)
+        return False
+    finally:
+        connections.close_all()  # this thread serves no request: its connection would idle
 
 
 def fallback_count(placement: str, reason: str) -> None:

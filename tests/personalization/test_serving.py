@@ -19,6 +19,7 @@ from django.utils import timezone
 from consent.services import consent_record
 from consent.subjects import Subject
 from personalization import serving
+from personalization.model_store import active_model, forget_loaded_model
 from personalization.models import Campaign, Exposure, Placement
 from personalization.services import model_version_activate, model_version_train, product_bulk_set_active
 from personalization.services.campaigns import campaign_save
@@ -354,3 +355,13 @@ def test_the_documented_parameters_are_the_validated_ones() -> None:
     """The serializer describes the query in the OpenAPI schema; msgspec checks it per request."""
     documented = set(RecommendationQuery().fields) - {"writeKey"}  # the key is read by authentication
     assert documented == set(RecommendationParams.__struct_fields__)
+
+
+def test_a_worker_loads_the_model_and_the_catalog_before_its_first_request(commit: Commit) -> None:
+    assert serving.warm_up() is False  # no model yet: nothing to load, and no error
+    build_shop(2)
+    train(commit)
+    forget_loaded_model()
+    assert serving.warm_up() is True
+    model = active_model()
+    assert model is not None and "catalog" in model.memo  # loaded before any request
