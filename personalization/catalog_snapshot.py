@@ -63,10 +63,6 @@ class CatalogSnapshot:
     checked_at: float  # monotonic time of the last read of the changes
     read_from: datetime  # the moment the last read (full or of the changes) began
 
-    def category_mask(self, path: str) -> np.ndarray:
-        categories = np.asarray(self.categories, dtype=str)
-        return (categories == path) | np.char.startswith(categories, path + " > ")
-
 
 _lock = threading.Lock()
 

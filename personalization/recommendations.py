@@ -114,15 +114,21 @@ class Ranked:
     signals: list[str] = field(default_factory=list)
 
 
-def _rows(scores: np.ndarray, model: LoadedModel, context: Context, limit: int, excluded: np.ndarray) -> list[int]:
-    """The best ``limit`` rows by score that may be shown: active (and in stock, if the context
-    says), in the context's category, not excluded."""
+def _showable(model: LoadedModel, context: Context, excluded: np.ndarray) -> np.ndarray:
+    """Which rows may be shown: active (and in stock, if the context says), in the context's
+    category, not excluded."""
     snapshot = catalog_snapshot(model)
-    allowed = snapshot.active & ~excluded
+    allowed: np.ndarray = snapshot.active & ~excluded
     if context.in_stock_only:
         allowed &= snapshot.in_stock
     if context.category:
         allowed &= model.in_category(context.category)
+    return allowed
+
+
+def _rows(scores: np.ndarray, model: LoadedModel, context: Context, limit: int, excluded: np.ndarray) -> list[int]:
+    """The best ``limit`` rows by score that may be shown (``_showable``)."""
+    allowed = _showable(model, context, excluded)
     scores = np.where(allowed, np.asarray(scores, dtype=np.float64), -np.inf)
     return [int(i) for i in top_k(scores, min(int(allowed.sum()), limit))]
 
@@ -275,18 +281,13 @@ def rank_for_visitor(
 
 def _precomputed(model: LoadedModel, context: Context, k: int, row: int, country: str) -> Ranked | None:
     """The person's best ``k`` rows from the list computed with the model (``Hybrid.top_lists``),
-    filtered as ``_rows`` filters a live score: the same rows, without scoring every item. None
+    filtered by ``_showable`` as ``_rows`` filters a live score: the same rows, without scoring every item. None
     when there is no such list (an unknown person, another country asked for, an older version)
     or when the filters leave fewer than ``k`` of a list that may have had more."""
     top = model.top
     if top is None or row < 0 or country != str(model.user_countries[row]):
         return None
-    snapshot = catalog_snapshot(model)
-    allowed = snapshot.active & ~_excluded(model, context, row)
-    if context.in_stock_only:
-        allowed &= snapshot.in_stock
-    if context.category:
-        allowed &= model.in_category(context.category)
+    allowed = _showable(model, context, _excluded(model, context, row))
     candidates = np.asarray(top.rows[row], dtype=np.int64)
     kept = np.flatnonzero(allowed[candidates])[:k]
     if kept.size < k and candidates.size < model.n_items and kept.size < int(allowed.sum()):
