@@ -18,6 +18,7 @@ Without Redis (the embedded mode) there is no mirror, and ``live_profile`` reads
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import msgspec
@@ -28,9 +29,10 @@ from config.cache import RedisCache
 
 MIRROR_SECONDS = 86_400  # an entry not written again within a day is read from the database again
 _PREFIX = "live:"
-NONE: tuple[str] = ("none",)  # no such profile
+ENTRY_NONE = msgspec.json.encode(["none"])  # no such profile
 
-LIVE_JSONS = ("recently_viewed", "cart", "category_affinity", "brand_affinity")  # then orders, last_seen_at
+LIVE_JSONS = ("recently_viewed", "cart", "category_affinity", "brand_affinity")
+LIVE_COLUMNS = (*LIVE_JSONS, "orders", "last_seen_at")  # of a profile's entry, in this order
 
 
 def mirrored() -> bool:
@@ -41,10 +43,16 @@ def _redis() -> RedisCache:
     return cast(RedisCache, cache)
 
 
-def entry_of_columns(columns: Sequence[Any]) -> bytes:
-    """The entry of a profile: its live columns (JSON columns as decoded values, or as the JSON
-    texts PostgreSQL sent, as ``msgspec.Raw``)."""
-    return msgspec.json.encode(["profile", *columns])
+def entry_of_profile(jsons: Sequence[Any], orders: int, last_seen_at: datetime | None) -> bytes:
+    """The entry of a profile: its ``LIVE_JSONS`` columns (decoded values, or the JSON texts
+    PostgreSQL sent as ``msgspec.Raw``), its orders and when it was last seen."""
+    return msgspec.json.encode(["profile", *jsons, orders, last_seen_at.isoformat() if last_seen_at else None])
+
+
+def profile_columns(entry: Sequence[Any]) -> tuple[Any, ...]:
+    """The ``LIVE_COLUMNS`` of a profile's entry (decoded), as the database has them."""
+    *columns, last_seen_at = entry[1:]
+    return (*columns, datetime.fromisoformat(last_seen_at) if last_seen_at else None)
 
 
 def entry_of_pointer(target_key: str) -> bytes:
@@ -54,9 +62,8 @@ def entry_of_pointer(target_key: str) -> bytes:
 def mirror_write(entries: Mapping[str, bytes], *, only_new: bool = False) -> None:
     """Write entries by profile key (``u:…``, ``a:…``); ``only_new``: a fill from the database."""
     if mirrored() and entries:
-        _redis().set_many_raw(
-            {_PREFIX + key: value for key, value in entries.items()}, MIRROR_SECONDS, only_new=only_new
-        )
+        prefixed = dict(zip(cache_keys(list(entries)), entries.values(), strict=True))
+        _redis().set_many_raw(prefixed, MIRROR_SECONDS, only_new=only_new)
 
 
 def profile_keys(user_id: str, anonymous_id: str) -> list[str]:
@@ -82,4 +89,4 @@ def mirror_read(keys: Sequence[str]) -> list[list[Any] | None]:
 
 def mirror_forget(keys: Iterable[str]) -> None:
     if mirrored():
-        cache.delete_many([_PREFIX + key for key in keys])
+        cache.delete_many(cache_keys(list(keys)))

@@ -190,16 +190,8 @@ class LockedProfiles:
                 if target is not None:  # else merged before, into a profile this batch did not touch
                     entries[row.key] = live_mirror.entry_of_pointer(target)
                 continue
-            entries[row.key] = live_mirror.entry_of_columns(
-                [
-                    *(
-                        _json_value(row, name)
-                        for name in ("recently_viewed", "cart", "category_affinity", "brand_affinity")
-                    ),
-                    row.orders,
-                    row.last_seen_at.isoformat() if row.last_seen_at is not None else None,
-                ]
-            )
+            jsons = [_json_value(row, name) for name in live_mirror.LIVE_JSONS]
+            entries[row.key] = live_mirror.entry_of_profile(jsons, row.orders, row.last_seen_at)
         return entries
 
 

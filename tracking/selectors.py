@@ -182,7 +182,7 @@ class LiveProfile:
     last_seen_at: datetime | None
 
 
-_LIVE_COLUMNS = ("recently_viewed", "cart", "category_affinity", "brand_affinity", "orders", "last_seen_at")
+_LIVE_COLUMNS = live_mirror.LIVE_COLUMNS
 _LIVE_SQL = (  # the columns of the profile it was merged into, if it was, and that profile's key
     "SELECT p.key, "  # noqa: S608 (constants)
     + ", ".join(f"CASE WHEN m.id IS NULL THEN p.{c} ELSE m.{c} END" for c in _LIVE_COLUMNS)
@@ -201,8 +201,7 @@ def _from_mirror(keys: list[str], read: Sequence[bytes | None] | None) -> tuple[
         if entry is None:
             return False, None
         if entry[0] == "profile":
-            *columns, last_seen_at = entry[1:]
-            return True, (*columns, datetime.fromisoformat(last_seen_at) if last_seen_at else None)
+            return True, live_mirror.profile_columns(entry)
     return True, None
 
 
@@ -216,12 +215,9 @@ def _from_database(keys: list[str]) -> dict[str, tuple[Any, ...]]:
     # Django has psycopg hand JSON over as text (its fields decode it): decoded here.
     rows = sql.fetch_all(_LIVE_SQL, (keys,))
     if live_mirror.mirrored():
-        entries = dict.fromkeys(keys, msgspec.json.encode(live_mirror.NONE))
+        entries = dict.fromkeys(keys, live_mirror.ENTRY_NONE)
         for key, *columns, target in rows:
-            last_seen_at = columns[-1].isoformat() if columns[-1] is not None else None
-            entry = live_mirror.entry_of_columns(
-                [*(msgspec.Raw(value.encode()) for value in columns[:4]), columns[4], last_seen_at]
-            )
+            entry = live_mirror.entry_of_profile([msgspec.Raw(value.encode()) for value in columns[:4]], *columns[4:])
             if target is not None:
                 entries[target] = entry
                 entry = live_mirror.entry_of_pointer(target)

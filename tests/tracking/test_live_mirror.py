@@ -80,7 +80,7 @@ def test_the_consumer_writes_the_mirror_and_serving_reads_it_without_a_query(
     assert set(by_browser.category_affinity) == set(by_person.category_affinity) != set()  # decayed to each moment
 
     # what the database says fills the mirror only where it has nothing: never over a consumer's write
-    stale = live_mirror.entry_of_columns([[], {}, {}, {}, 0, None])
+    stale = live_mirror.entry_of_profile([[], {}, {}, {}], 0, None)
     live_mirror.mirror_write({"u:user-9": stale}, only_new=True)
     assert live_profile(user_id="user-9").recently_viewed == ["HOLDER", "MUG"]  # type: ignore[union-attr]
 
