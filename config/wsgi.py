@@ -8,10 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
 
-# The active model and the catalog, loaded before the first request rather than in it.
-from personalization.serving import warm_up  # noqa: E402 (needs the application set up)
+# The active model and the catalog, loaded before the first request rather than in it, and from
+# then on read again by a thread of the worker's own, never by a request.
+from personalization.catalog_snapshot import keep_fresh  # noqa: E402 (needs the application set up)
+from personalization.serving import warm_up  # noqa: E402
 
 warm_up()
+keep_fresh()
 
 # Django, the apps and their imports leave ~200,000 long-lived objects that every full collection
 # walks: ~100 ms on a busy 2-core machine, during which each request queued on the worker waits

@@ -13,8 +13,15 @@ Every write of the catalog sets ``updated_at`` (the model's ``auto_now``, and th
 set it), so a product deactivated, sold out or renamed is shown so no more than a second later.
 A write that bypasses it (raw SQL) or a transaction that commits more than ``CHANGES_MARGIN``
 after it stamped its rows waits for the next full read.
+
+A serving process reads both in a thread of its own (``keep_fresh``, started by config/wsgi.py):
+the full read takes tens of milliseconds of a 3,800-product catalog, and a request that made it
+kept the requests behind it waiting past their latency budget. Without that thread (tests,
+management commands, Celery tasks) the request that finds the snapshot due reads it, as before;
+so does one that finds the thread has not brought it up to date for a whole refresh period.
 """
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -24,12 +31,15 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from personalization.model_store import LoadedModel
+from personalization.model_store import LoadedModel, active_model
 from personalization.models import Product
 
 CHANGES_MARGIN = timedelta(seconds=5)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,16 +132,22 @@ def _changed(model: LoadedModel, snapshot: CatalogSnapshot) -> CatalogSnapshot:
 def catalog_snapshot(model: LoadedModel) -> CatalogSnapshot:
     """The snapshot of the catalog for this loaded model (kept on it), read again in full when it
     is older than the refresh period, and brought up to date with the changes every
-    ``PZ_CATALOG_CHANGES_SECONDS``. Kept on the model object, not by version number: a model
-    loaded again (another revision, another database in tests) never sees another's snapshot."""
-    now = time.monotonic()
+    ``PZ_CATALOG_CHANGES_SECONDS``: by this process's ``keep_fresh`` thread if it runs, else here.
+    Kept on the model object, not by version number: a model loaded again (another revision,
+    another database in tests) never sees another's snapshot."""
     snapshot: CatalogSnapshot | None = model.memo.get("catalog")
-    if (
-        snapshot is not None
-        and now - snapshot.taken_at < settings.PZ_CATALOG_REFRESH_SECONDS
-        and now - snapshot.checked_at < settings.PZ_CATALOG_CHANGES_SECONDS
-    ):
-        return snapshot
+    if snapshot is not None:
+        now = time.monotonic()
+        if _kept(snapshot, now) or (
+            now - snapshot.taken_at < settings.PZ_CATALOG_REFRESH_SECONDS
+            and now - snapshot.checked_at < settings.PZ_CATALOG_CHANGES_SECONDS
+        ):
+            return snapshot
+    return _brought_up_to_date(model)
+
+
+def _brought_up_to_date(model: LoadedModel) -> CatalogSnapshot:
+    """The model's snapshot, read in full or its changes read if either is due (one thread reads)."""
     with _lock:
         snapshot = model.memo.get("catalog")
         now = time.monotonic()
@@ -140,3 +156,54 @@ def catalog_snapshot(model: LoadedModel) -> CatalogSnapshot:
         elif now - snapshot.checked_at >= settings.PZ_CATALOG_CHANGES_SECONDS:
             snapshot = model.memo["catalog"] = _changed(model, snapshot)
         return snapshot
+
+
+class _Keeper(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(name="pz-catalog", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.wait(max(settings.PZ_CATALOG_CHANGES_SECONDS, 0.05)):
+                try:
+                    close_old_connections()
+                    model = active_model()  # a new version is loaded here too, not in a request
+                    if model is not None:
+                        _brought_up_to_date(model)
+                except Exception:
+                    logger.warning("could not read the catalog; serving the snapshot it has", exc_info=True)
+        finally:
+            connections.close_all()  # this thread's own
+
+
+_keeper: _Keeper | None = None
+
+
+def _kept(snapshot: CatalogSnapshot, now: float) -> bool:
+    """Whether the keeper thread runs and has read the changes within a refresh period (a keeper
+    stuck on the database longer than that leaves the reads to the requests)."""
+    return (
+        _keeper is not None and _keeper.is_alive() and now - snapshot.checked_at < settings.PZ_CATALOG_REFRESH_SECONDS
+    )
+
+
+def keep_fresh() -> None:
+    """Read the catalog from a thread of this process's own from now on, every
+    ``PZ_CATALOG_CHANGES_SECONDS``, so that no request waits for a read (and load a newly active
+    model version there too). Started once per serving process, after ``warm_up``."""
+    global _keeper
+    with _lock:
+        if _keeper is None or not _keeper.is_alive():
+            _keeper = _Keeper()
+            _keeper.start()
+
+
+def stop_keeping_fresh() -> None:
+    """Stop the keeper thread (tests): requests read the catalog themselves again."""
+    global _keeper
+    with _lock:
+        keeper, _keeper = _keeper, None
+    if keeper is not None:
+        keeper.stopping.set()
+        keeper.join(timeout=10)

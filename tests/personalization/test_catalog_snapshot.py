@@ -2,7 +2,6 @@
 services are seen at the next read of the changes, late commits within the margin too, and the
 full read every ``PZ_CATALOG_REFRESH_SECONDS`` catches everything else."""
 
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,13 +14,14 @@ from personalization.model_store import LoadedModel, active_model
 from personalization.models import Product
 from personalization.services import product_bulk_set_active, product_bulk_upsert
 from personalization.serving.requests import product_cards
+from tests.conftest import Commit
 from tests.personalization.history import build_shop, train
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
 
 @pytest.fixture
-def model(commit: Callable) -> LoadedModel:
+def model(commit: Commit) -> LoadedModel:
     build_shop(4)
     train(commit)
     Product.objects.update(updated_at=timezone.now() - timedelta(hours=1))  # the shop's catalog, as of before

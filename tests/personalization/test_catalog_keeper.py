@@ -1,0 +1,52 @@
+"""A serving process's catalog keeper (``keep_fresh``): a thread of its own reads the catalog, its
+changes and in full, so that no request does. It reads through a connection of its own, so it sees
+committed rows only: these tests commit (and so run on PostgreSQL only)."""
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+from personalization.catalog_input import ProductIn
+from personalization.catalog_snapshot import catalog_snapshot, keep_fresh, stop_keeping_fresh
+from personalization.model_store import active_model
+from personalization.models import Product
+from personalization.services import product_bulk_upsert
+from tests.conftest import Commit
+from tests.personalization.history import build_shop, train
+from tests.personalization.test_catalog_snapshot import name_of
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_with_a_keeper_thread_requests_never_read_the_catalog_and_still_see_its_changes(
+    commit: Commit, settings, django_assert_num_queries
+) -> None:
+    build_shop(4)
+    train(commit)
+    model = active_model()
+    assert model is not None
+    catalog_snapshot(model)
+    settings.PZ_CATALOG_REFRESH_SECONDS = 0.5
+    keep_fresh()
+    try:
+        product_bulk_upsert(products=[ProductIn(sku="K1", name="Renamed pan", price=Decimal("12.50"))])
+        Product.objects.filter(sku="G1").update(in_stock=False)  # raw: for the keeper's full read
+        with django_assert_num_queries(0):  # every read is due (PZ_CATALOG_CHANGES_SECONDS is 0 here)
+            assert _eventually(lambda: name_of(model, "K1") == "Renamed pan")
+            assert _eventually(lambda: not catalog_snapshot(model).in_stock[model.row_of_sku["G1"]])
+    finally:
+        stop_keeping_fresh()
+    Product.objects.filter(sku="K2").update(name="Read by the request")
+    settings.PZ_CATALOG_REFRESH_SECONDS = 0.0
+    assert name_of(model, "K2") == "Read by the request"  # no keeper: the request reads again
