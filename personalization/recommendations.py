@@ -25,7 +25,7 @@ from consent.subjects import Subject
 from personalization.catalog_snapshot import catalog_snapshot
 from personalization.model_store import LoadedModel, active_model
 from personalization.models import Product
-from personalization.recommenders.base import ItemToItem, Visitors, top_k
+from personalization.recommenders.base import ItemToItem, Visitors, one_row, top_k
 from personalization.recommenders.hybrid import Hybrid, leading_parts
 from personalization.selectors import bestsellers, product_get
 from tracking.selectors import LiveProfile, live_profile
@@ -93,9 +93,12 @@ def _session(model: LoadedModel, profile: LiveProfile | None) -> dict[int, float
 
 
 def _session_matrix(model: LoadedModel, weights: dict[int, float]) -> sp.csr_matrix:
-    columns = np.array(sorted(weights), dtype=np.int64)
+    """The weights as a 1 × items CSR matrix (built from its arrays: scipy's conversion from
+    coordinates cost a tenth of a request's scoring)."""
+    columns = sorted(weights)
     values = np.array([weights[c] for c in columns], dtype=np.float64)
-    return sp.csr_matrix((values, (np.zeros(len(columns), dtype=np.int64), columns)), shape=(1, model.n_items))
+    indptr = np.array([0, len(columns)], dtype=np.int32)
+    return sp.csr_matrix((values, np.array(columns, dtype=np.int32), indptr), shape=(1, model.n_items))
 
 
 @dataclass
@@ -249,7 +252,7 @@ def rank_for_visitor(
     session = _session_matrix(model, weights)
     visitors = Visitors(
         rows=np.array([row]),
-        history=sp.csr_matrix(model.history[row]) if row >= 0 else sp.csr_matrix((1, model.n_items)),
+        history=one_row(model.history, row) if row >= 0 else sp.csr_matrix((1, model.n_items)),
         session=session,
         countries=[country],
         new_items_only=context.exclude_purchased,

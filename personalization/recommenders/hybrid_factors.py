@@ -158,7 +158,16 @@ class LightFMHybrid(Recommender):
             if row is not None:
                 vectors[position] = self.country_embeddings[row]
         weight = float(self.params["session_weight"])
-        if weight and visitors.session.nnz:
+        if weight and visitors.session.nnz and len(visitors) == 1:
+            # One visitor served: the mean of their session items' embeddings on the arrays (the
+            # sparse normalization and product cost half of this model's scoring).
+            values = np.asarray(visitors.session.data, dtype=np.float64)
+            largest = float(np.abs(values).max())
+            values = values / (largest if largest > 0 else 1.0)
+            total = float(values.sum())
+            means = values @ self._embeddings64()[visitors.session.indices]
+            vectors[0] += weight * (means / (total if total > 0 else 1.0))
+        elif weight and visitors.session.nnz:
             session = row_normalized(visitors.session)
             totals = np.asarray(session.sum(axis=1)).ravel()
             means = (session @ self._embeddings64()) / np.where(totals > 0, totals, 1.0)[:, None]

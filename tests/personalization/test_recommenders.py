@@ -24,7 +24,7 @@ from personalization.recommenders.buy_again import BuyAgain
 from personalization.recommenders.content import ContentBased
 from personalization.recommenders.cooccurrence import BoughtTogether, ViewedTogether
 from personalization.recommenders.ease import ItemRegression, TooManyItems
-from personalization.recommenders.hybrid import Hybrid
+from personalization.recommenders.hybrid import MODES, Hybrid
 from personalization.recommenders.hybrid_factors import LightFMHybrid
 from personalization.recommenders.popularity import Popular, Trending
 
@@ -302,6 +302,37 @@ def test_every_recommender_saves_and_loads_to_the_same_scores(tmp_path: Path) ->
         fitted = cls(**({"threads": 1, "epochs": 3} if name == "lightfm" else {})).fit(data)
         fitted.save(tmp_path / name)
         assert np.allclose(cls.load(tmp_path / name).score(query), fitted.score(query)), name
+
+
+def test_one_visitor_alone_gets_the_scores_a_batch_gives_them() -> None:
+    """Serving scores one visitor at a time, through paths of its own (gathered rows, no sparse
+    products): they must give what the batch paths give, for known and new visitors, with and
+    without a session."""
+    data = two_tastes()
+    query = visitors(
+        8,
+        [0, 2, -1, 5],
+        history={0: {0: 1.0, 1: 0.5}, 1: {5: 2.0}, 3: {2: 1.0}},
+        session={0: {3: 1.0}, 2: {6: 1.0, 7: 0.5}, 3: {2: 0.5, 4: 2.0}},
+        countries=["", "", "DE", ""],
+    )
+    fitted = {
+        name: cls(**({"threads": 1, "epochs": 3} if name == "lightfm" else {})).fit(data)
+        for name, cls in RECOMMENDERS.items()
+        if name != "hybrid"
+    }
+    hybrid = Hybrid(fitted, weights={mode: dict.fromkeys(fitted, 1.0) for mode in MODES}, affinity_weight=0.5)
+    hybrid.fit_affinities(data)
+    for name, recommender in [*fitted.items(), ("hybrid", hybrid)]:
+        together = recommender.score(query)
+        for position in range(len(query)):
+            alone = Visitors(
+                query.rows[position : position + 1],
+                sp.csr_matrix(query.history[position]),
+                sp.csr_matrix(query.session[position]),
+                [query.countries[position]],
+            )
+            assert np.allclose(recommender.score(alone)[0], together[position], rtol=1e-6, atol=1e-9), (name, position)
 
 
 def test_erasing_rows_zeroes_a_persons_numbers(tmp_path: Path) -> None:
