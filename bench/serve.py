@@ -1,6 +1,6 @@
 """The recommendation API against a bare Django view served the same way, in one run.
 
-    .venv/bin/python bench/serve.py [--duration 15] [--rate 500] [--skip-load]
+    .venv/bin/python bench/serve.py [--duration 15] [--rate 500] [--skip-load] [--case returning|session|anonymous ...]
 
 Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
 1. loads the whole of UCI Online Retail into a fresh database `pz_bench_serve` and trains the
@@ -177,6 +177,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument(
+        "--case", action="append", choices=["returning", "session", "anonymous"], help="only these (and the bare view)"
+    )
     options = parser.parse_args()
     write_key, secret_key, customers = setup(options.skip_load)
     subprocess.run(["redis-cli", "-n", "12", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
@@ -195,6 +198,10 @@ def main() -> None:
             {},
         ),
     }
+    if options.case:
+        names = {"returning": "personalized (userId", "session": "personalized, with", "anonymous": "anonymous"}
+        wanted = [names[case] for case in options.case]
+        cases = {k: v for k, v in cases.items() if k.startswith("bare") or any(k.startswith(w) for w in wanted)}
     server = load.granian(PORT, ENVIRONMENT)
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:

@@ -45,6 +45,12 @@ def subject_hash(kind: str, value: str) -> str:
     return _keyed_hash(settings.PZ_PRIVACY_HASH_KEY, kind, value)
 
 
+def hash_key_fingerprint() -> str:
+    """A short keyed hash of a constant: tells whether hashes were made with the current
+    ``PZ_PRIVACY_HASH_KEY`` (a model version's customers, say) and says nothing of the key."""
+    return _keyed_hash(settings.PZ_PRIVACY_HASH_KEY, "fingerprint", "pz")[:16]
+
+
 @lru_cache(maxsize=131_072)  # the collector asks for the same visitors' keys over and over
 def _keyed_hash(key: str, kind: str, value: str) -> str:
     return hmac.new(key.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()

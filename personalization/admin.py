@@ -1,4 +1,5 @@
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -17,6 +18,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from consent.subjects import Subject
 from personalization import kpis, services, serving, tasks
+from personalization.model_store import hash_key_changed
 from personalization.models import (
     Campaign,
     CampaignVersion,
@@ -28,6 +30,7 @@ from personalization.models import (
     TunedParameters,
 )
 from personalization.resources import SPREADSHEET_FORMATS, CategoryResource, ProductResource
+from personalization.selectors import model_version_active
 from personalization.services import campaigns as campaign_services
 from tracking.models import Customer
 
@@ -179,6 +182,32 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: ModelVersion | None = None) -> bool:
         return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        active = model_version_active()
+        if active is not None:
+            self._warn_of_hash_key(request, active)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        version = ModelVersion.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if version is not None:
+            self._warn_of_hash_key(request, version)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _warn_of_hash_key(self, request: HttpRequest, version: ModelVersion) -> None:
+        """The version's people were hashed with another PZ_PRIVACY_HASH_KEY: say what it means."""
+        if version.artifact_path and hash_key_changed(Path(version.artifact_path)):
+            serving_now = "It serves now: every" if version.status == ModelVersion.Status.ACTIVE else "If served, every"
+            self.message_user(
+                request,
+                f"Version {version.pk} was trained with another PZ_PRIVACY_HASH_KEY than the one set now. "
+                f"{serving_now} customer gets the non-personalized cold-start list until a training with "
+                "the current key (Train now), or until the key is set back.",
+                messages.WARNING,
+            )
 
     @admin.display(description="hold-out NDCG@10", ordering="score")
     def score_display(self, version: ModelVersion) -> str:

@@ -13,6 +13,7 @@ waits for a training, which happens elsewhere (a Celery worker) into a folder of
 """
 
 import json
+import logging
 import shutil
 import threading
 import time
@@ -25,12 +26,15 @@ import scipy.sparse as sp
 from django.conf import settings
 from django.core.cache import cache
 
+from consent.selectors import hash_key_fingerprint
 from personalization.recommenders.base import csr_arrays, csr_from
 from personalization.recommenders.hybrid import Hybrid, TopLists
 from personalization.training import Dataset
 
 ACTIVE_KEY = "personalization:active-model"
 HASH_BYTES = 32  # hex characters of a subject hash kept in model files
+
+logger = logging.getLogger(__name__)
 TOP_ARRAYS = ("rows", "scores", "leading", "shares")  # of each person's precomputed list (TopLists)
 
 
@@ -69,6 +73,7 @@ def artifacts_write(directory: Path, dataset: Dataset, hybrid: Hybrid, history: 
                 "items": dataset.data.n_items,
                 "as_of": dataset.data.as_of,
                 "top_parts": top.parts if top is not None else None,
+                "hash_key": hash_key_fingerprint(),  # which PZ_PRIVACY_HASH_KEY made user_hashes
             }
         )
     )
@@ -93,6 +98,7 @@ class LoadedModel:
     history: sp.csr_matrix
     as_of: float
     top: TopLists | None = None  # each person's best items with no session (older versions: none)
+    hash_key: str = ""  # the fingerprint of the key its people's hashes were made with ("": unknown)
 
     def __post_init__(self) -> None:
         self.memo: dict[str, Any] = {}  # what a process derives from this model (the catalog snapshot)
@@ -125,9 +131,27 @@ class LoadedModel:
         return -1
 
 
+def hash_key_changed(directory: Path) -> bool:
+    """Whether a version's people were hashed with another ``PZ_PRIVACY_HASH_KEY`` than the
+    current one: then it knows none of them (each gets the cold-start list until a training with
+    the current key). False when it cannot tell (an older version, files gone)."""
+    try:
+        recorded = json.loads((directory / "manifest.json").read_text()).get("hash_key", "")
+    except (OSError, ValueError):
+        return False
+    return bool(recorded) and recorded != hash_key_fingerprint()
+
+
 def model_load(directory: Path, *, version_id: int, revision: int) -> LoadedModel:
     arrays = {path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in directory.glob("*.npy")}
     manifest = json.loads((directory / "manifest.json").read_text())
+    if hash_key_changed(directory):
+        logger.warning(
+            "model version %s was trained with another PZ_PRIVACY_HASH_KEY: it knows none of its %s "
+            "people now, and each gets the cold-start list until a training with the current key",
+            version_id,
+            manifest.get("people"),
+        )
     return LoadedModel(
         version_id=version_id,
         revision=revision,
@@ -140,6 +164,7 @@ def model_load(directory: Path, *, version_id: int, revision: int) -> LoadedMode
         user_countries=arrays["user_countries"],
         history=csr_from("history", arrays),
         as_of=float(manifest["as_of"]),
+        hash_key=manifest.get("hash_key", ""),
         top=(
             TopLists(manifest["top_parts"], *(arrays[f"top_{name}"] for name in TOP_ARRAYS))
             if manifest.get("top_parts") is not None

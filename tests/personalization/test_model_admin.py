@@ -1,5 +1,6 @@
 """The merchandiser's side of model versions: see them, train now, roll back."""
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -7,6 +8,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
+from consent.selectors import subject_hash
+from personalization.model_store import active_model, forget_loaded_model
 from personalization.models import ModelVersion
 from tests.personalization.history import FAST, build_shop, train
 
@@ -66,3 +69,26 @@ def test_rolling_back_from_the_admin(admin_client: Client, commit: Callable, set
         follow=True,
     )
     assert "Select exactly one version" in both.content.decode()
+
+
+def test_a_version_trained_with_another_privacy_hash_key_is_flagged(
+    admin_client: Client, commit: Callable, settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Models know people by hashes keyed with PZ_PRIVACY_HASH_KEY: after a change of the key the
+    active version knows nobody, which the admin and the serving log say (it used to be silent)."""
+    build_shop(3)
+    version = train(commit)
+    listing, page = "/admin/personalization/modelversion/", f"/admin/personalization/modelversion/{version.pk}/change/"
+    assert b"another PZ_PRIVACY_HASH_KEY" not in admin_client.get(listing).content
+    known = active_model()
+    assert known is not None and known.user_row([subject_hash("user", "k0")]) >= 0
+    settings.PZ_PRIVACY_HASH_KEY = "a-key-set-since-the-training-0000000000000000000000"
+    for url in (listing, page):
+        content = admin_client.get(url).content.decode()
+        assert f"Version {version.pk} was trained with another PZ_PRIVACY_HASH_KEY" in content, url
+        assert "It serves now: every customer gets the non-personalized cold-start list" in content
+    forget_loaded_model()
+    with caplog.at_level(logging.WARNING, logger="personalization.model_store"):
+        model = active_model()
+    assert model is not None and f"model version {version.pk} was trained with another" in caplog.text
+    assert model.user_row([subject_hash("user", "k0")]) == -1  # known at training, unknown now
