@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from personalization.model_store import LoadedModel, active_model
+from personalization.model_store import LoadedModel, active_model_checked, keep_checking
 from personalization.models import Product
 
 CHANGES_MARGIN = timedelta(seconds=5)
@@ -168,7 +168,8 @@ class _Keeper(threading.Thread):
             while not self.stopping.wait(max(settings.PZ_CATALOG_CHANGES_SECONDS, 0.05)):
                 try:
                     close_old_connections()
-                    model = active_model()  # a new version is loaded here too, not in a request
+                    # A newly active version is loaded here, its catalog read, and only then served.
+                    model = active_model_checked(prepare=_brought_up_to_date)
                     if model is not None:
                         _brought_up_to_date(model)
                 except Exception:
@@ -190,13 +191,15 @@ def _kept(snapshot: CatalogSnapshot, now: float) -> bool:
 
 def keep_fresh() -> None:
     """Read the catalog from a thread of this process's own from now on, every
-    ``PZ_CATALOG_CHANGES_SECONDS``, so that no request waits for a read (and load a newly active
-    model version there too). Started once per serving process, after ``warm_up``."""
+    ``PZ_CATALOG_CHANGES_SECONDS``, so that no request waits for a read; the thread also checks
+    which model version is active, and loads a new one with its catalog before requests get it.
+    Started once per serving process, after ``warm_up``."""
     global _keeper
     with _lock:
         if _keeper is None or not _keeper.is_alive():
             _keeper = _Keeper()
             _keeper.start()
+            keep_checking(_keeper)
 
 
 def stop_keeping_fresh() -> None:
@@ -204,6 +207,7 @@ def stop_keeping_fresh() -> None:
     global _keeper
     with _lock:
         keeper, _keeper = _keeper, None
+        keep_checking(None)
     if keeper is not None:
         keeper.stopping.set()
         keeper.join(timeout=10)

@@ -17,6 +17,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,7 @@ class _Process:
     model: LoadedModel | None = None
     key: tuple[int, int] | None = None
     checked: float = 0.0
+    keeper: threading.Thread | None = None  # checks for the requests (``keep_checking``)
 
 
 _state = _Process()
@@ -208,10 +210,17 @@ def active_pointer_refresh(pointer: tuple[int, int] | None) -> None:
 
 
 def active_model() -> LoadedModel | None:
-    """The active version, loaded (and re-checked at most every ``PZ_MODEL_CHECK_SECONDS``)."""
+    """The active version, loaded (and re-checked at most every ``PZ_MODEL_CHECK_SECONDS``, by
+    the process's keeper thread when it has one: then a request never loads a version)."""
     now = time.monotonic()
-    if now - _state.checked < settings.PZ_MODEL_CHECK_SECONDS:
+    if now - _state.checked < settings.PZ_MODEL_CHECK_SECONDS or _kept(now):
         return _state.model
+    return active_model_checked()
+
+
+def active_model_checked(prepare: Callable[[LoadedModel], object] | None = None) -> LoadedModel | None:
+    """Check which version is active now and load it if it changed; ``prepare`` runs on a newly
+    loaded version before any request is given it (the keeper reads its catalog there)."""
     with _lock:
         pointer = active_pointer()
         _state.checked = time.monotonic()
@@ -221,8 +230,22 @@ def active_model() -> LoadedModel | None:
                 directory = version_directory(pointer[0])
                 if directory.is_dir():
                     model = model_load(directory, version_id=pointer[0], revision=pointer[1])
+                    if prepare is not None:
+                        prepare(model)
             _state.model, _state.key = model, pointer if model is not None else None
         return _state.model
+
+
+def _kept(now: float) -> bool:
+    """Whether a keeper thread runs and has checked lately (a stuck one leaves it to requests)."""
+    keeper = _state.keeper
+    return keeper is not None and keeper.is_alive() and now - _state.checked < 10 * settings.PZ_MODEL_CHECK_SECONDS
+
+
+def keep_checking(keeper: threading.Thread | None) -> None:
+    """From now on ``keeper`` (a thread that calls ``active_model_checked`` every second) checks
+    which version is active for this process's requests; None: they check again themselves."""
+    _state.keeper = keeper
 
 
 def forget_loaded_model() -> None:
