@@ -60,7 +60,7 @@ def serving(visitors: int) -> dict[str, list[float]]:
     from consent.subjects import Subject
     from personalization.model_store import active_model
     from personalization.recommendations import Context, recommendations_for_visitor
-    from personalization.recommenders.base import Visitors, top_k
+    from personalization.recommenders.base import Visitors, one_row, top_k
     from tracking.models import Customer
 
     model = active_model()
@@ -81,7 +81,7 @@ def serving(visitors: int) -> dict[str, list[float]]:
 
         started = time.perf_counter()
         row = model.user_row([subject_hash("user", user_id)])
-        history = sp.csr_matrix(model.history[row]) if row >= 0 else empty
+        history = one_row(model.history, row) if row >= 0 else empty
         session = sp.csr_matrix(history)  # as if they had just viewed what they bought: the costliest case
         top_k(model.hybrid.score(Visitors(np.array([row]), history, session, [""]))[0], 10)
         times["model"].append(time.perf_counter() - started)
