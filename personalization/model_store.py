@@ -34,9 +34,9 @@ from personalization.training import Dataset
 
 ACTIVE_KEY = "personalization:active-model"
 HASH_BYTES = 32  # hex characters of a subject hash kept in model files
+TOP_ARRAYS = ("rows", "scores", "leading", "shares")  # of each person's precomputed list (TopLists)
 
 logger = logging.getLogger(__name__)
-TOP_ARRAYS = ("rows", "scores", "leading", "shares")  # of each person's precomputed list (TopLists)
 
 
 def version_directory(version_id: int) -> Path:
@@ -140,13 +140,17 @@ def hash_key_changed(directory: Path) -> bool:
         recorded = json.loads((directory / "manifest.json").read_text()).get("hash_key", "")
     except (OSError, ValueError):
         return False
+    return _another_key(recorded)
+
+
+def _another_key(recorded: str) -> bool:
     return bool(recorded) and recorded != hash_key_fingerprint()
 
 
 def model_load(directory: Path, *, version_id: int, revision: int) -> LoadedModel:
     arrays = {path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in directory.glob("*.npy")}
     manifest = json.loads((directory / "manifest.json").read_text())
-    if hash_key_changed(directory):
+    if _another_key(manifest.get("hash_key", "")):
         logger.warning(
             "model version %s was trained with another PZ_PRIVACY_HASH_KEY: it knows none of its %s "
             "people now, and each gets the cold-start list until a training with the current key",
