@@ -26,16 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from config.cache import RedisCache
 from consent.selectors import consent_allows
 from personalization.catalog_snapshot import catalog_snapshot
-from personalization.model_store import active_model, active_pointer
+from personalization.model_store import active_model
 from personalization.models import Placement, Product
 from personalization.recommendations import Context, recommendations_for_visitor
 from personalization.serving.requests import Served, ServedItem, ServeRequest, product_cards
@@ -156,11 +157,12 @@ def precomputed_list(spec: PlacementSpec, request: ServeRequest, limit: int) -> 
 def _answer_key(request: ServeRequest, spec: PlacementSpec) -> str:
     """The cache key of a non-personalized answer: everything it depends on."""
     campaigns = ",".join(f"{c.id}.{c.version}" for c in spec.campaigns)
-    model = active_pointer()
+    # The version this process serves: no round trip (the process checks which is active once a second).
+    model = active_model()
     parts = (
         spec.key,
         campaigns,
-        model,
+        (model.version_id, model.revision) if model is not None else None,
         request.product,
         request.category,
         request.country,
@@ -170,10 +172,18 @@ def _answer_key(request: ServeRequest, spec: PlacementSpec) -> str:
     return "personalization:answer:" + hashlib.sha256(repr(parts).encode()).hexdigest()[:40]
 
 
-def _cached(key: str) -> Served | None:
-    """A non-personalized answer from the cache, with a rec_id of its own; products deactivated
-    since are left out."""
-    entry: dict[str, Any] | None = cache.get(key)
+def _answer_entry(key: str, stored: bytes | None, was_read: bool) -> dict[str, Any] | None:
+    """The cache entry of a shared answer: decoded from the bytes read with the consent state if
+    they were (Redis), else read now."""
+    if not was_read:
+        entry: dict[str, Any] | None = cache.get(key)
+        return entry
+    return cast(RedisCache, cache).loads(stored) if stored is not None else None
+
+
+def _cached(entry: dict[str, Any] | None) -> Served | None:
+    """A non-personalized answer from its cache entry, with a rec_id of its own; products
+    deactivated since are left out."""
     if entry is None:
         return None
     cards = product_cards(pks=[i[0] for i in entry["items"]])
@@ -203,22 +213,21 @@ def serve(request: ServeRequest) -> Served:
     """The answer to one request, within the placement's latency budget (see the module)."""
     spec = placement_spec(request.placement)
     now = request.now or timezone.now()
-    # The visitor's live profile is read from the mirror in the consent's round trip (on Redis).
+    # On Redis, the visitor's live profile (from the mirror) and the shared answer for those who
+    # gave no consent are read in the consent's round trip.
     subject = request.subject
-    profile_keys = live_mirror.profile_keys(subject.user_id, subject.anonymous_id) if live_mirror.mirrored() else []
+    mirrored = live_mirror.mirrored()
+    profile_keys = live_mirror.profile_keys(subject.user_id, subject.anonymous_id) if mirrored else []
+    key = _answer_key(request, spec)
+    along = [*live_mirror.cache_keys(profile_keys), key] if mirrored else []
     read: list[bytes | None] = []
     allowed = consent_allows(
-        subject=subject,
-        purpose="personalization",
-        jurisdiction=request.country or None,
-        along=live_mirror.cache_keys(profile_keys),
-        read=read,
+        subject=subject, purpose="personalization", jurisdiction=request.country or None, along=along, read=read
     )
-    mirror_entries = read if profile_keys and len(read) == len(profile_keys) else None
-    key = None
+    was_read = bool(along) and len(read) == len(along)
+    mirror_entries = read[: len(profile_keys)] if profile_keys and was_read else None
     if not allowed:  # the answer does not depend on who asks: shared through the cache
-        key = _answer_key(request, spec)
-        cached = _cached(key)
+        cached = _cached(_answer_entry(key, read[-1] if was_read else None, was_read))
         if cached is not None:
             return cached
     deadline = time.monotonic() + spec.budget_ms / 1000
@@ -231,7 +240,7 @@ def serve(request: ServeRequest) -> Served:
         logger.exception("serving placement %s failed", spec.key)
         reason = "error"
     else:
-        if key is not None and not served.personalized and served.items:
+        if not allowed and not served.personalized and served.items:
             _cache_answer(key, served)
         return served
     fallback_count(spec.key, reason)

@@ -294,6 +294,25 @@ def test_answers_that_depend_on_no_one_are_shared_through_the_cache(client: Clie
     assert skus_of(third) == skus_of(first)[1:]  # from the cache, without the product deactivated since
 
 
+def test_a_shared_answer_is_computed_again_with_a_new_model_version(
+    client: Client, shop: dict[str, str], commit: Commit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored: list[str] = []
+    cache_answer = serving._cache_answer
+
+    def storing(key: str, served: serving.Served) -> None:
+        stored.append(key)
+        cache_answer(key, served)
+
+    monkeypatch.setattr(serving, "_cache_answer", storing)
+    for browser in ("one", "two"):
+        ask(client, shop, placement="home", anonymousId=browser, limit=4)
+    assert len(stored) == 1  # the second was the first's, from the cache
+    train(commit)  # a new version serves: the answers of the one before are not reused
+    ask(client, shop, placement="home", anonymousId="three", limit=4)
+    assert len(stored) == 2 and stored[1] != stored[0]
+
+
 def test_the_preview_shows_exactly_what_a_customer_gets_with_reasons(
     admin_client: Client, commit: Callable[..., Any]
 ) -> None:
