@@ -165,11 +165,14 @@ class _Keeper(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self.stopping.wait(max(settings.PZ_CATALOG_CHANGES_SECONDS, 0.05)):
+            # Each round does what is due: the check of the active version, every
+            # PZ_MODEL_CHECK_SECONDS; the reads of the catalog, as ``_brought_up_to_date`` says.
+            period = min(settings.PZ_CATALOG_CHANGES_SECONDS, settings.PZ_MODEL_CHECK_SECONDS)
+            while not self.stopping.wait(max(period, 0.05)):
                 try:
                     close_old_connections()
                     # A newly active version is loaded here, its catalog read, and only then served.
-                    model = active_model_checked(prepare=_brought_up_to_date)
+                    model = active_model_checked(prepare=_brought_up_to_date, when_due=True)
                     if model is not None:
                         _brought_up_to_date(model)
                 except Exception:

@@ -222,9 +222,14 @@ def active_model() -> LoadedModel | None:
     return active_model_checked()
 
 
-def active_model_checked(prepare: Callable[[LoadedModel], object] | None = None) -> LoadedModel | None:
+def active_model_checked(
+    prepare: Callable[[LoadedModel], object] | None = None, *, when_due: bool = False
+) -> LoadedModel | None:
     """Check which version is active now and load it if it changed; ``prepare`` runs on a newly
-    loaded version before any request is given it (the keeper reads its catalog there)."""
+    loaded version before any request is given it (the keeper reads its catalog there).
+    ``when_due``: only if the last check is ``PZ_MODEL_CHECK_SECONDS`` old (the keeper's rounds)."""
+    if when_due and time.monotonic() - _state.checked < settings.PZ_MODEL_CHECK_SECONDS:
+        return _state.model
     with _lock:
         pointer = active_pointer()
         _state.checked = time.monotonic()

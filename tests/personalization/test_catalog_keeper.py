@@ -102,3 +102,23 @@ def test_a_new_version_is_given_to_requests_only_once_prepared(commit: Commit) -
     assert loaded is not None and loaded.version_id == first.pk
     assert during == [(first.pk, None)]  # while it was prepared, requests still had the one before
     assert active_model() is loaded
+
+
+def test_the_keeper_checks_the_active_version_as_often_as_pz_model_check_seconds_says(
+    commit: Commit, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_shop(2)
+    first = train(commit)
+    assert active_model() is not None
+    monkeypatch.setattr(model_store, "active_pointer_refresh", lambda pointer: cache.set(ACTIVE_KEY, pointer, None))
+    settings.PZ_MODEL_CHECK_SECONDS = 3600.0  # the catalog is still read at once (0 s): the keeper runs often
+    keep_fresh()
+    try:
+        second = train(commit)
+        time.sleep(0.5)  # ten rounds of the keeper
+        current = active_model()
+        assert current is not None and current.version_id == first.pk != second.pk  # not checked yet
+        settings.PZ_MODEL_CHECK_SECONDS = 0.0
+        assert _eventually(lambda: getattr(active_model(), "version_id", None) == second.pk)
+    finally:
+        stop_keeping_fresh()
