@@ -30,7 +30,8 @@ run: $(VENV)/.runtime-installed
 	if [ -n "$${REDIS_URL:-}" ]; then \
 	  $(BIN)/celery -A config worker --beat --loglevel INFO --concurrency 2 & worker=$$!; \
 	  $(BIN)/python manage.py consume_events & consumer=$$!; \
-	  trap 'kill $$worker $$consumer 2>/dev/null || true' EXIT; \
+	  $(BIN)/python manage.py score_sessions & scorer=$$!; \
+	  trap 'kill $$worker $$consumer $$scorer 2>/dev/null || true' EXIT; \
 	fi; \
 	echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"; \
 	$(BIN)/granian --interface wsgi --workers 2 --blocking-threads 2 --workers-kill-timeout 5 --host $(HOST) --port $(PORT) config.wsgi:application

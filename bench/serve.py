@@ -6,7 +6,8 @@ Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
 1. loads the whole of UCI Online Retail into a fresh database `pz_bench_serve` and trains the
    recommenders (`--skip-load` reuses an earlier run's);
 2. serves the product with granian (2 WSGI workers of 2 threads, as `make run` does), DEBUG off, Redis db 12;
-3. has 1,000 known customers view three products each (through the collector and a consumer);
+3. has 1,000 known customers view three products each (through the collector and a consumer), and
+   waits until `score_sessions` has scored their session lists;
 4. with wrk (2 threads), for --duration seconds each, at about --rate (100 connections, each
    waiting an exponentially distributed time between its requests, so that they arrive as a
    Poisson stream) and then flat out (16 connections, maximum throughput):
@@ -14,13 +15,16 @@ Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
    - personalized: GET /api/v1/recommendations?placement=home&userId=… with the secret key, one
      of 1,000 returning customers with nothing done yet in this visit (consent, live profile,
      the list precomputed with the model, the rules);
-   - personalized, with a session: the same for the 1,000 customers who just viewed products
-     (the blend scored live over every item, with the session);
+   - personalized, with a session: the same for the 1,000 customers who just viewed products,
+     while they go on viewing (--views per second, through the collector): their list scored
+     when their session changed (personalization.session_lists), or scored live over every item
+     when the latest view is not scored yet;
    - anonymous: the same with the write key for one of 2,000 browsers that gave no consent
      (the shared, cached non-personalized answer).
 Before each case every path is asked once, untimed (see ``warm``): the figures are the steady
 state, with each visitor's consent state cached and their live profile in the Redis mirror.
-The exposure of every answer goes through the Redis Stream (nobody consumes it here).
+A `consume_events` and a `score_sessions` process run beside the server, as `make run` starts
+them, on the same two cores: they process the views and the exposures of every answer.
 """
 
 import argparse
@@ -29,10 +33,13 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,6 +53,7 @@ PORT = 8098
 # connections / (wait + latency). With many connections the wait dominates and the rate is near
 # the one asked for, as long as the server keeps up (the table shows the rate reached).
 PACED_CONNECTIONS = 100
+BROWSING = "personalized, with a session, browsing"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"  # the collector drops bots
 ENVIRONMENT = {
     **os.environ,
@@ -139,37 +147,103 @@ def warm(paths: list[str], headers: dict[str, str]) -> None:
         list(pool.map(ask, paths))
 
 
-def browse(customers: list[str], write_key: str) -> None:
-    """Each customer views three products now (through the collector, processed by a consumer as in
-    production): their next list is scored live with that session, not taken from their
-    precomputed one."""
+def views(customers: list[str], count: int, rng: random.Random) -> list[dict[str, Any]]:
+    """``count`` product views, each by one of the customers."""
     from personalization.model_store import active_model
-    from tracking.consumer import consume_available
 
     model = active_model()
     if model is None:
         raise RuntimeError("no trained model")
-    rng = random.Random(7)
-    events = [
+    return [
         {
             "type": "track",
             "event": "Product Viewed",
             "userId": customer,
             "anonymousId": f"bench-{customer}",
-            "messageId": f"bench-view-{customer}-{n}",
+            "messageId": f"bench-view-{uuid.uuid4()}",
             "properties": {"product_id": str(model.skus[rng.randrange(model.n_items)])},
         }
-        for customer in customers
-        for n in range(3)
+        for customer in (customers[rng.randrange(len(customers))] for _ in range(count))
     ]
+
+
+def send(events: list[dict[str, Any]], write_key: str) -> None:
+    body = json.dumps({"batch": events, "writeKey": write_key}).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": BROWSER}
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/batch", data=body, headers=headers)
+    answer = json.loads(urllib.request.urlopen(request, timeout=30).read())  # noqa: S310 (http, built here)
+    if answer["accepted"] != len(events):
+        raise RuntimeError(f"the collector did not take every view: {answer}")
+
+
+def browse(customers: list[str], write_key: str) -> None:
+    """Each customer views three products now (through the collector, processed by the consumer as
+    in production), and the run waits until their session lists are scored."""
+    from tracking import live_mirror, stream
+    from tracking.consumer import consume_available
+
+    rng = random.Random(7)
+    events = [event for customer in customers for event in views([customer], 3, rng)]
     for start in range(0, len(events), 500):
-        body = json.dumps({"batch": events[start : start + 500], "writeKey": write_key}).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": BROWSER}
-        request = urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/batch", data=body, headers=headers)
-        answer = json.loads(urllib.request.urlopen(request, timeout=30).read())  # noqa: S310 (http, built here)
-        if answer["accepted"] != len(events[start : start + 500]):
-            raise RuntimeError(f"the collector did not take every view: {answer}")
+        send(events[start : start + 500], write_key)
     consume_available(name="bench-serve")
+    deadline = time.monotonic() + 120
+    while live_mirror.sessions_waiting() or stream.backlog()["length"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the session lists were not scored within two minutes")
+        time.sleep(0.2)
+
+
+class Browsing(threading.Thread):
+    """Customers going on viewing products while a case is measured: ``rate`` views a second, sent
+    to the collector in batches of a tenth of a second."""
+
+    def __init__(self, customers: list[str], write_key: str, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.customers, self.write_key, self.rate = customers, write_key, rate
+        self.halt = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        rng = random.Random(11)
+        owed = 0.0
+        while not self.halt.wait(0.1):
+            owed += self.rate / 10
+            if owed >= 1:
+                send(views(self.customers, int(owed), rng), self.write_key)
+                self.sent += int(owed)
+                owed -= int(owed)
+
+
+def command(*args: str) -> subprocess.Popen[bytes]:
+    """A manage.py command running beside the server, as `make run` starts it."""
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=ENVIRONMENT, stdout=subprocess.DEVNULL)
+
+
+def measure_browsing(
+    paths: list[str], headers: dict[str, str], options: argparse.Namespace, customers: list[str], write_key: str
+) -> dict[str, dict[str, float]]:
+    """The session case while the customers go on viewing (``Browsing``), processed by a consumer
+    and scored by ``score_sessions`` on the same cores. The exposures of the earlier cases are
+    dropped from the stream first: the consumer starts with only this case's work."""
+    from tracking import stream
+
+    stream.client().xtrim(stream.STREAM, maxlen=0)
+    consumer = command("consume_events", "--name", "bench-serve-browsing")
+    browsing = Browsing(customers, write_key, options.views)
+    browsing.start()
+    try:
+        result = {
+            "rate": wrk(paths, headers, options.duration, PACED_CONNECTIONS, options.rate),
+            "max": wrk(paths, headers, options.duration, 16, None),
+        }
+    finally:
+        browsing.halt.set()
+        browsing.join()
+        consumer.terminate()
+        consumer.wait(timeout=30)
+    result["views"] = {"sent": float(browsing.sent), "per_s": options.views}
+    return result
 
 
 def main() -> None:
@@ -177,6 +251,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--views", type=float, default=50.0, help="product views a second in the browsing case")
     parser.add_argument(
         "--case", action="append", choices=["returning", "session", "anonymous"], help="only these (and the bare view)"
     )
@@ -193,29 +268,42 @@ def main() -> None:
             [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[1000:]],
             {"Authorization": f"Bearer {secret_key}"},
         ),
+        BROWSING: (
+            [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[1000:]],
+            {"Authorization": f"Bearer {secret_key}"},
+        ),
         "anonymous (no consent, write key)": (
             [f"/api/v1/recommendations?placement=home&anonymousId=b{n}&writeKey={write_key}" for n in range(2000)],
             {},
         ),
     }
     if options.case:
-        names = {"returning": "personalized (userId", "session": "personalized, with", "anonymous": "anonymous"}
+        names = {
+            "returning": "personalized (userId",
+            "session": "personalized, with",
+            "anonymous": "anonymous",
+        }  # and BROWSING
         wanted = [names[case] for case in options.case]
         cases = {k: v for k, v in cases.items() if k.startswith("bare") or any(k.startswith(w) for w in wanted)}
     server = load.granian(PORT, ENVIRONMENT)
+    scorer = command("score_sessions")
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
         browse(customers[1000:], write_key)
         for name, (paths, headers) in cases.items():
             warm(paths, headers)
-            results[name] = {
-                "rate": wrk(paths, headers, options.duration, PACED_CONNECTIONS, options.rate),
-                "max": wrk(paths, headers, options.duration, 16, None),
-            }
+            if name != BROWSING:
+                results[name] = {
+                    "rate": wrk(paths, headers, options.duration, PACED_CONNECTIONS, options.rate),
+                    "max": wrk(paths, headers, options.duration, 16, None),
+                }
+            else:
+                results[name] = measure_browsing(paths, headers, options, customers[1000:], write_key)
             print(name, json.dumps(results[name]), flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in (server, scorer):
+            process.terminate()
+            process.wait(timeout=30)
     bare = results["bare view (baseline)"]["max"]["requests_per_s"]
     print(f"\n{'case':<38} {'at ' + str(int(options.rate)) + ' req/s':>22} {'flat out':>30}")
     print(f"{'':<38} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'× bare':>7}")
@@ -228,6 +316,9 @@ def main() -> None:
         )
         if rate["errors"] or top["errors"]:
             print(f"  non-2xx answers: {rate['errors']:.0f} at the rate, {top['errors']:.0f} flat out")
+    if BROWSING in results:
+        views = results[BROWSING]["views"]
+        print(f"\nwhile browsing: {views['sent']:.0f} product views sent ({views['per_s']:.0f}/s) during the case")
     from personalization.serving import fallback_counts
 
     # Answers past the placement's 50 ms budget are the precomputed list: cheap, and so flattering.

@@ -57,6 +57,23 @@ class RedisCache(django_redis.RedisCache):
         values: list[Any] = client.mget([self.make_key(key) for key in keys])
         return values
 
+    def set_add(self, key: str, members: list[str], timeout: int) -> None:
+        """Add members to the Redis set under ``key``, which expires ``timeout`` seconds from now
+        (one round trip)."""
+        client = self._cache.get_client(None, write=True)
+        with client.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.make_key(key), *members)
+            pipe.expire(self.make_key(key), timeout)
+            pipe.execute()
+
+    def set_pop(self, key: str, count: int) -> list[str]:
+        """Up to ``count`` members of the Redis set under ``key``, removed from it."""
+        taken: Any = self._cache.get_client(None, write=True).spop(self.make_key(key), count)
+        return [member.decode() for member in taken or []]
+
+    def set_size(self, key: str) -> int:
+        return int(self._cache.get_client(None).scard(self.make_key(key)))
+
     def loads(self, value: bytes) -> Any:
         return self._cache._serializer.loads(value)  # type: ignore[attr-defined]
 

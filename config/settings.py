@@ -278,6 +278,11 @@ PZ_RECOMMENDER_PARAMS = env.json("PZ_RECOMMENDER_PARAMS", default={})
 # Each known person's best items with no session, computed with every version: serving answers a
 # returning customer from them until their first view or cart of the visit (0: always score live).
 PZ_PRECOMPUTED_PER_PERSON = env.int("PZ_PRECOMPUTED_PER_PERSON", default=100)
+# Score a browsing visitor's list when their session changes (``manage.py score_sessions``, with
+# Redis) rather than on each of their requests; this many items are kept (see
+# personalization.session_lists).
+PZ_SESSION_LISTS = env.bool("PZ_SESSION_LISTS", default=True)
+PZ_SESSION_LIST_ITEMS = env.int("PZ_SESSION_LIST_ITEMS", default=200)
 # How often a serving process checks which version is active (seconds).
 PZ_MODEL_CHECK_SECONDS = env.float("PZ_MODEL_CHECK_SECONDS", default=1.0)
 # A click on a recommendation counts the add to cart and the order of that product that follow

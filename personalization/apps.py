@@ -7,7 +7,7 @@ class PersonalizationConfig(AppConfig):
 
     def ready(self) -> None:
         from consent.registry import register_personal_data
-        from personalization import exposure_privacy, model_privacy, privacy
+        from personalization import exposure_privacy, model_privacy, privacy, session_lists
 
         register_personal_data(
             "demo shop", export=privacy.subject_export, erase=privacy.subject_erase, purge=privacy.purge
@@ -17,4 +17,7 @@ class PersonalizationConfig(AppConfig):
         )
         register_personal_data(
             "recommendation exposures", export=exposure_privacy.subject_export, erase=exposure_privacy.subject_erase
+        )
+        register_personal_data(
+            "session recommendation lists", export=session_lists.subject_export, erase=session_lists.subject_erase
         )

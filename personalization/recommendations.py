@@ -14,6 +14,8 @@ Inactive products are never returned, nor out-of-stock ones unless the context a
 product on the page or what the context excludes. Each item carries the reason it is there.
 """
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +24,12 @@ import scipy.sparse as sp
 
 from consent.selectors import consent_allows, linked_user, subject_hash
 from consent.subjects import Subject
+from personalization import session_lists
 from personalization.catalog_snapshot import catalog_snapshot
 from personalization.model_store import LoadedModel, active_model
 from personalization.models import Product
 from personalization.recommenders.base import ItemToItem, Visitors, one_row, top_k
-from personalization.recommenders.hybrid import Hybrid, leading_parts
+from personalization.recommenders.hybrid import Hybrid, TopLists, leading_parts
 from personalization.selectors import bestsellers, product_get
 from tracking.selectors import LiveProfile, live_profile
 
@@ -92,7 +95,7 @@ def _session(model: LoadedModel, profile: LiveProfile | None) -> dict[int, float
     return weights
 
 
-def _session_matrix(model: LoadedModel, weights: dict[int, float]) -> sp.csr_matrix:
+def session_matrix(model: LoadedModel, weights: dict[int, float]) -> sp.csr_matrix:
     """The weights as a 1 × items CSR matrix (built from its arrays: scipy's conversion from
     coordinates cost a tenth of a request's scoring)."""
     columns = sorted(weights)
@@ -211,6 +214,9 @@ class Visit:
 
     personalization_allowed: bool
     profile: LiveProfile | None
+    # The visitor's lists scored when their session last changed, as read from Redis (raw; see
+    # ``personalization.session_lists``): used when one was scored from what they are now.
+    session_lists: Sequence[bytes | None] = ()
 
 
 def rank_for_visitor(
@@ -237,19 +243,20 @@ def rank_for_visitor(
         return _non_personal(model, context, k, "trending", "no personalization consent")
     if model is None:
         return _non_personal(None, context, k, "trending", "")
-    row = model.user_row(_subject_hashes(subject))
     profile = (
         visit.profile if visit is not None else live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id)
     )
-    weights = _session(model, profile)
+    row, weights, country = scoring_inputs(model, subject, profile, context.country)
     if row < 0 and not weights:
         return _non_personal(model, context, k, "trending", "cold start: nothing known of this visitor yet")
-    country = context.country or (str(model.user_countries[row]) if row >= 0 else "")
-    if strategy == "personalized" and not weights and not context.exclude_purchased:
-        precomputed = _precomputed(model, context, k, row, country)
-        if precomputed is not None:
-            return precomputed
-    session = _session_matrix(model, weights)
+    if strategy == "personalized" and not context.exclude_purchased:
+        if not weights:
+            listed = _precomputed(model, context, k, row, country)
+        else:
+            listed = _session_listed(model, context, k, row, weights, country, visit)
+        if listed is not None:
+            return listed
+    session = session_matrix(model, weights)
     visitors = Visitors(
         rows=np.array([row]),
         history=one_row(model.history, row) if row >= 0 else sp.csr_matrix((1, model.n_items)),
@@ -282,28 +289,66 @@ def rank_for_visitor(
     )
 
 
+def scoring_inputs(
+    model: LoadedModel, subject: Subject, profile: LiveProfile | None, country: str = ""
+) -> tuple[int, dict[int, float], str]:
+    """What the blend scores a visitor from: their row in the model (-1: unknown), their
+    session's item weights, and the country (the request's, else the person's)."""
+    row = model.user_row(_subject_hashes(subject))
+    return row, _session(model, profile), country or (str(model.user_countries[row]) if row >= 0 else "")
+
+
+def session_fingerprint(model: LoadedModel, row: int, weights: dict[int, float], country: str) -> bytes:
+    """A digest of everything a visitor's scores with a session depend on (``scoring_inputs`` and
+    the model): two equal fingerprints, the same scores."""
+    inputs = (model.version_id, model.revision, row, sorted(weights.items()), country)
+    return hashlib.blake2b(repr(inputs).encode(), digest_size=16).digest()
+
+
 def _precomputed(model: LoadedModel, context: Context, k: int, row: int, country: str) -> Ranked | None:
-    """The person's best ``k`` rows from the list computed with the model (``Hybrid.top_lists``),
-    filtered by ``_showable`` as ``_rows`` filters a live score: the same rows, without scoring every item. None
-    when there is no such list (an unknown person, another country asked for, an older version)
-    or when the filters leave fewer than ``k`` of a list that may have had more."""
+    """The person's best ``k`` rows from the list computed with the model (``Hybrid.top_lists``).
+    None when there is no such list (an unknown person, another country asked for, an older
+    version), or when ``_listed`` finds too few in it."""
     top = model.top
     if top is None or row < 0 or country != str(model.user_countries[row]):
         return None
+    return _listed(model, context, k, row, top.one(row), ["history", "country"] if country else ["history"])
+
+
+def _session_listed(
+    model: LoadedModel, context: Context, k: int, row: int, weights: dict[int, float], country: str, visit: Visit | None
+) -> Ranked | None:
+    """The visitor's best ``k`` rows from the list scored when their session last changed, if one
+    was scored from exactly what they are now (``session_lists``); else None (score live)."""
+    if visit is None or not any(visit.session_lists):
+        return None
+    listed = session_lists.matching(visit.session_lists, session_fingerprint(model, row, weights, country))
+    if listed is None:
+        return None
+    signals = [name for name, used in (("history", row >= 0), ("session", True), ("country", bool(country))) if used]
+    return _listed(model, context, k, row, listed, signals)
+
+
+def _listed(
+    model: LoadedModel, context: Context, k: int, row: int, listed: TopLists, signals: list[str]
+) -> Ranked | None:
+    """The best ``k`` rows of one visitor's list (best first, unfiltered), filtered by
+    ``_showable`` as ``_rows`` filters a live score: the same rows, without scoring every item.
+    None when the filters leave fewer than ``k`` of a list that may have had more."""
     allowed = _showable(model, context, _excluded(model, context, row))
-    candidates = np.asarray(top.rows[row], dtype=np.int64)
+    candidates = np.asarray(listed.rows, dtype=np.int64)
     kept = np.flatnonzero(allowed[candidates])[:k]
     if kept.size < k and candidates.size < model.n_items and kept.size < int(allowed.sum()):
         return None
-    leading, shares = top.leading[row][kept].tolist(), top.shares[row][kept].tolist()
+    leading, shares = listed.leading[kept].tolist(), listed.shares[kept].tolist()
     return Ranked(
         model,
         candidates[kept].tolist(),
-        top.scores[row][kept].tolist(),
-        [{"recommender": top.parts[p], "share": share / 1000} for p, share in zip(leading, shares, strict=True)],
+        listed.scores[kept].tolist(),
+        [{"recommender": listed.parts[p], "share": share / 1000} for p, share in zip(leading, shares, strict=True)],
         "personalized",
         personalized=True,
-        signals=["history", "country"] if country else ["history"],
+        signals=signals,
     )
 
 

@@ -14,6 +14,9 @@ mirror is a cache of it that is never older than the database:
   profile says so, so that serving a first-time visitor costs no query.
 - An erasure deletes the entries of the people erased (``tracking.privacy``).
 
+The consumer also notes which profiles' session (recent views, cart) it changed, in a Redis set that
+``personalization.session_lists`` takes them from to score their lists ahead of their next request.
+
 Without Redis (the embedded mode) there is no mirror, and ``live_profile`` reads the database.
 """
 
@@ -31,6 +34,8 @@ MIRROR_SECONDS = 86_400  # an entry not written again within a day is read from 
 _PREFIX = "live:"
 ENTRY_NONE = msgspec.json.encode(["none"])  # no such profile
 
+CHANGED_SESSIONS = "live:changed-sessions"  # profile keys (see ``sessions_mark``)
+CHANGED_SESSIONS_SECONDS = 3_600
 LIVE_JSONS = ("recently_viewed", "cart", "category_affinity", "brand_affinity")
 LIVE_COLUMNS = (*LIVE_JSONS, "orders", "last_seen_at")  # of a profile's entry, in this order
 
@@ -84,7 +89,30 @@ def decoded(raw: Sequence[bytes | None]) -> list[list[Any] | None]:
 
 def mirror_read(keys: Sequence[str]) -> list[list[Any] | None]:
     """The entries of these profile keys, decoded (see ``decoded``)."""
-    return decoded(_redis().get_many_raw(cache_keys(keys)))
+    return decoded(mirror_read_raw(keys))
+
+
+def mirror_read_raw(keys: Sequence[str]) -> list[bytes | None]:
+    """The entries of these profile keys as stored (for ``tracking.selectors.live_profile``)."""
+    return _redis().get_many_raw(cache_keys(keys))
+
+
+def sessions_mark(keys: Iterable[str]) -> None:
+    """Note that these profiles' sessions changed (one round trip), unless ``PZ_SESSION_LISTS`` is
+    off. If nobody takes them for an hour (nothing scores sessions), the set expires rather than grow."""
+    members = list(keys)
+    if mirrored() and settings.PZ_SESSION_LISTS and members:
+        _redis().set_add(CHANGED_SESSIONS, members, CHANGED_SESSIONS_SECONDS)
+
+
+def sessions_take(count: int) -> list[str]:
+    """Up to ``count`` of the profile keys noted by ``sessions_mark``, removed from the set."""
+    return _redis().set_pop(CHANGED_SESSIONS, count) if mirrored() else []
+
+
+def sessions_waiting() -> int:
+    """How many profiles noted by ``sessions_mark`` are waiting to be taken."""
+    return _redis().set_size(CHANGED_SESSIONS) if mirrored() else 0
 
 
 def mirror_forget(keys: Iterable[str]) -> None:

@@ -178,6 +178,19 @@ class LockedProfiles:
             _update_orm(changed)
         # Still under the rows' locks: see tracking.live_mirror.
         live_mirror.mirror_write(self._mirror_entries())
+        live_mirror.sessions_mark(self._sessions_changed())
+
+    def _sessions_changed(self) -> list[str]:
+        """The profiles whose recent views or cart this batch may have changed."""
+        if not live_mirror.mirrored():
+            return []
+        return [
+            row.key
+            for row in self.by_key.values()
+            if row.merged_into is None
+            and row.merged_into_id is None
+            and (row.json_read("recently_viewed") or row.json_read("cart"))
+        ]
 
     def _mirror_entries(self) -> dict[str, bytes]:
         if not live_mirror.mirrored():

@@ -65,6 +65,10 @@ class TopLists:
     leading: np.ndarray  # int8
     shares: np.ndarray  # int16, thousandths
 
+    def one(self, index: int) -> "TopLists":
+        """The list of the ``index``-th person (arrays of one dimension)."""
+        return TopLists(self.parts, self.rows[index], self.scores[index], self.leading[index], self.shares[index])
+
 
 def _one_row_affinity(query: sp.csr_matrix, codes: np.ndarray, n_values: int) -> np.ndarray:
     """``one_hot @ (query @ one_hot).T`` for a 1 × n query: each item gets the query's total over
@@ -148,15 +152,29 @@ class Hybrid(Recommender):
                 countries=[str(c) for c in countries[start:end]],
                 new_items_only=not repeat,
             )
-            parts = self.contributions(visitors)
-            names = list(parts)
-            total = sum(parts.values(), np.zeros((end - start, n_items)))
-            best = np.stack([top_k(row, n) for row in total])
-            rows[start:end], scores[start:end] = best, np.take_along_axis(total, best, axis=1)
-            stacked = np.stack([np.take_along_axis(part, best, axis=1) for part in parts.values()])
-            part, share = leading_parts(stacked)
-            leading[start:end], shares[start:end] = part, np.rint(share * 1000)
+            best = self.best(visitors, n)
+            names = best.parts
+            rows[start:end], scores[start:end] = best.rows, best.scores
+            leading[start:end], shares[start:end] = best.leading, best.shares
         return TopLists(names, rows, scores, leading, shares)
+
+    def best(self, visitors: Visitors, n: int) -> TopLists:
+        """The visitors' ``n`` best items each (not filtered by anything), with the leading part of
+        each score: what ``top_lists`` keeps for the people of the fit, and what
+        ``personalization.session_lists`` keeps for visitors in the middle of a session."""
+        n = min(n, len(self.item_categories))
+        parts = self.contributions(visitors)
+        total = sum(parts.values(), np.zeros((len(visitors), len(self.item_categories))))
+        best = np.stack([top_k(row, n) for row in total]).astype(np.int32)
+        stacked = np.stack([np.take_along_axis(part, best, axis=1) for part in parts.values()])
+        part, share = leading_parts(stacked)
+        return TopLists(
+            list(parts),
+            best,
+            np.take_along_axis(total, best, axis=1),
+            part.astype(np.int8),
+            np.rint(share * 1000).astype(np.int16),
+        )
 
     def affinities(self, visitors: Visitors) -> np.ndarray:
         """How much each item's category and brand are among the visitor's, in [0, 1]."""

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from config.cache import RedisCache
 from consent.selectors import consent_allows
+from personalization import session_lists
 from personalization.catalog_snapshot import catalog_snapshot
 from personalization.model_store import active_model
 from personalization.models import Placement, Product
@@ -81,11 +82,16 @@ _executor = ThreadPoolExecutor(max_workers=settings.PZ_SERVING_THREADS, thread_n
 
 
 def _in_worker(
-    request: ServeRequest, spec: PlacementSpec, now: datetime, allowed: bool, mirror_entries: list[bytes | None] | None
+    request: ServeRequest,
+    spec: PlacementSpec,
+    now: datetime,
+    allowed: bool,
+    mirror_entries: list[bytes | None] | None,
+    listed: list[bytes | None],
 ) -> Served:
     close_old_connections()
     try:
-        return serve_inside(request, spec, now, allowed, mirror_entries)
+        return serve_inside(request, spec, now, allowed, mirror_entries, listed)
     finally:
         close_old_connections()
 
@@ -213,25 +219,30 @@ def serve(request: ServeRequest) -> Served:
     """The answer to one request, within the placement's latency budget (see the module)."""
     spec = placement_spec(request.placement)
     now = request.now or timezone.now()
-    # On Redis, the visitor's live profile (from the mirror) and the shared answer for those who
-    # gave no consent are read in the consent's round trip.
+    # On Redis, the visitor's live profile (from the mirror), the lists scored with their session
+    # (personalization.session_lists) and the shared answer for those who gave no consent are read
+    # in the consent's round trip.
     subject = request.subject
     mirrored = live_mirror.mirrored()
     profile_keys = live_mirror.profile_keys(subject.user_id, subject.anonymous_id) if mirrored else []
+    list_keys = session_lists.cache_keys(profile_keys) if session_lists.enabled() else []
     key = _answer_key(request, spec)
-    along = [*live_mirror.cache_keys(profile_keys), key] if mirrored else []
+    along = [*live_mirror.cache_keys(profile_keys), *list_keys, key] if mirrored else []
     read: list[bytes | None] = []
     allowed = consent_allows(
         subject=subject, purpose="personalization", jurisdiction=request.country or None, along=along, read=read
     )
     was_read = bool(along) and len(read) == len(along)
     mirror_entries = read[: len(profile_keys)] if profile_keys and was_read else None
+    listed = read[len(profile_keys) : len(profile_keys) + len(list_keys)] if was_read else []
     if not allowed:  # the answer does not depend on who asks: shared through the cache
         cached = _cached(_answer_entry(key, read[-1] if was_read else None, was_read))
         if cached is not None:
             return cached
     deadline = time.monotonic() + spec.budget_ms / 1000
-    future = _executor.submit(_in_worker, replace(request, deadline=deadline), spec, now, allowed, mirror_entries)
+    future = _executor.submit(
+        _in_worker, replace(request, deadline=deadline), spec, now, allowed, mirror_entries, listed
+    )
     try:
         served = future.result(timeout=spec.budget_ms / 1000)
     except (FutureTimeout, BudgetSpent):  # the worker may see the deadline pass first

@@ -37,7 +37,12 @@ class BudgetSpent(Exception):
     next strategy rather than spend the process's time on an answer nobody waits for."""
 
 
-def _situation(request: ServeRequest, allowed: bool, mirror_entries: Sequence[bytes | None] | None) -> Situation:
+def _situation(
+    request: ServeRequest,
+    allowed: bool,
+    mirror_entries: Sequence[bytes | None] | None,
+    listed: Sequence[bytes | None],
+) -> Situation:
     subject = request.subject
     profile: LiveProfile | None = (
         live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id, mirror_entries=mirror_entries)
@@ -49,7 +54,7 @@ def _situation(request: ServeRequest, allowed: bool, mirror_entries: Sequence[by
     )
     return Situation(
         request=request,
-        visit=Visit(personalization_allowed=allowed, profile=profile),
+        visit=Visit(personalization_allowed=allowed, profile=profile, session_lists=listed if allowed else ()),
         context_product=context_product,
         cart=list(profile.cart) if profile is not None else [],
         excluded=frozenset(),
@@ -180,10 +185,12 @@ def serve_inside(
     now: datetime,
     allowed: bool,
     mirror_entries: Sequence[bytes | None] | None = None,
+    listed: Sequence[bytes | None] = (),
 ) -> Served:
     """The answer, as ``serve`` describes; ``mirror_entries``: the visitor's live profile as read
-    from the mirror with their consent (``tracking.live_mirror``), if it was."""
-    situation = _situation(request, allowed, mirror_entries)
+    from the mirror with their consent (``tracking.live_mirror``), if it was; ``listed``: their
+    lists scored with their session (``personalization.session_lists``), as read with it."""
+    situation = _situation(request, allowed, mirror_entries, listed)
     campaign = campaign_choose([c.choice for c in spec.campaigns], visitor_facts(request, situation.visit), now)
     chosen = next((c for c in spec.campaigns if campaign is not None and c.id == campaign.id), None)
     if chosen is None:

@@ -28,6 +28,7 @@ from personalization.model_store import HASH_BYTES, active_model
 from personalization.models import Exposure, ExposureOutcome
 from personalization.recommendations import recommendations_for_visitor
 from personalization.services import model_version_train
+from personalization.services.session_lists import session_lists_score
 from tests.factories import ProductFactory
 from tests.personalization.history import FAST
 from tracking.models import Customer, Order
@@ -141,6 +142,8 @@ def seed_everything(
     with on_commit(execute=True):
         version = model_version_train(trigger="test", params=FAST)
     assert version.counts["people"] == 1
+    # the list scored with their session (their cart), ahead of their next request (with Redis)
+    assert session_lists_score(profile_keys=[f"u:{USER}"]) == (1 if settings.REDIS_URL else 0)
     # the demo shop: a session browsing as the customer (in the database and, cached_db, in the cache)
     client.post("/shop/customers/browse-as/", {"user_id": USER})
     session = client.session
@@ -204,6 +207,7 @@ def test_erasure_leaves_nothing_identifying_anywhere(
         "demo shop",
         "recommendation models",
         "recommendation exposures",
+        "session recommendation lists",
     }
     model = active_model()
     assert model is not None and model.user_row([subject_hash("user", USER)]) >= 0
@@ -231,6 +235,7 @@ def test_erasure_leaves_nothing_identifying_anywhere(
         "demo shop": {"demo shop sessions deleted": 1},
         "recommendation models": {"people removed from model versions": 1},
         "recommendation exposures": {"exposures anonymised": 1, "their outcomes kept without ids": 1},
+        "session recommendation lists": {"session lists deleted": 1 if settings.REDIS_URL else 0},
     }
     exposure = Exposure.objects.get(rec_id=REC_ID)  # the campaign's figures keep it, without ids
     assert (exposure.user_id, exposure.anonymous_id, exposure.outcomes.count()) == ("", "", 1)

@@ -1,6 +1,7 @@
 """``recommendations_for_visitor`` and ``similar_items``: consent, cold start, the live session,
 and what may never be shown (a serving process picking up a new version: test_serving)."""
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +21,7 @@ from personalization.recommendations import (
     similar_items,
 )
 from tests.personalization.history import GARDEN, KITCHEN, build_shop, train
+from tracking.models import Source
 from tracking.services import source_create
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -37,19 +39,20 @@ def trained(commit: Commit) -> None:
 
 
 def view(client: Client, drain: Callable[[], int], anonymous_id: str, *products: str, user_id: str = "") -> None:
-    keys = source_create(name=f"Shop {anonymous_id}")
+    known = Source.objects.filter(name=f"Shop {anonymous_id}").first()  # the same browser again
+    write_key = known.write_key if known is not None else source_create(name=f"Shop {anonymous_id}").write_key
     events = [
         {
             "type": "track",
             "event": "Product Viewed",
             "anonymousId": anonymous_id,
             **({"userId": user_id} if user_id else {}),
-            "messageId": f"{anonymous_id}-{i}",
+            "messageId": f"{anonymous_id}-{uuid.uuid4()}",
             "properties": {"product_id": sku},
         }
         for i, sku in enumerate(products)
     ]
-    response = client.post("/v1/batch", {"batch": events, "writeKey": keys.write_key}, content_type="application/json")
+    response = client.post("/v1/batch", {"batch": events, "writeKey": write_key}, content_type="application/json")
     assert response.json()["accepted"] == len(products), response.content
     drain()
 

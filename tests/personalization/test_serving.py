@@ -18,11 +18,13 @@ from django.utils import timezone
 
 from consent.services import consent_record
 from consent.subjects import Subject
-from personalization import serving
+from personalization import serving, session_lists
 from personalization.model_store import active_model, forget_loaded_model
 from personalization.models import Campaign, Exposure, Placement
+from personalization.recommenders.hybrid import TopLists
 from personalization.services import model_version_activate, model_version_train, product_bulk_set_active
 from personalization.services.campaigns import campaign_save
+from personalization.services.session_lists import session_lists_score_changed
 from personalization.serving_views import RecommendationParams, RecommendationQuery
 from tests.conftest import ROOT
 from tests.personalization.history import FAST, GARDEN, KITCHEN, build_shop, train
@@ -384,3 +386,38 @@ def test_a_worker_loads_the_model_and_the_catalog_before_its_first_request(commi
     assert serving.warm_up() is True
     model = active_model()
     assert model is not None and "catalog" in model.memo  # loaded before any request
+
+
+def test_a_browsing_visitor_is_served_the_list_scored_with_their_session(
+    client: Client, shop: dict[str, str], commit: Commit, drain: Callable[[], int], settings: Any
+) -> None:
+    """Serving reads the list scored when the session changed (personalization.session_lists) and
+    answers from it, as it would have scored live."""
+    home(limit=4, exclude_purchased=False)
+    commit(lambda: consent_record(subject=Subject(user_id="k1"), choices={"analytics": True}, source="api"))
+    view = {"type": "track", "event": "Product Viewed", "userId": "k1", "anonymousId": "k1-browser"}
+    events = [{**view, "messageId": f"k1-view-{sku}", "properties": {"product_id": sku}} for sku in ("G3", "G4")]
+    response = client.post(
+        "/v1/batch", {"batch": events, "writeKey": shop["writeKey"]}, content_type="application/json"
+    )
+    assert response.json()["accepted"] == 2
+    drain()
+    assert session_lists_score_changed() == 1
+    server = {"HTTP_AUTHORIZATION": f"Bearer {shop['secret']}"}
+    ahead = ask(client, shop, server, placement="home", userId="k1").json()
+    settings.PZ_SESSION_LISTS = False
+    live = ask(client, shop, server, placement="home", userId="k1").json()
+    assert ahead["personalized"] and skus_of(ahead) == skus_of(live) and len(skus_of(ahead)) == 4
+    # the stored list is what is served: the same list backwards (same fingerprint) is served backwards
+    settings.PZ_SESSION_LISTS = True
+    (entry,) = session_lists.lists_read(["u:k1"])
+    assert entry is not None
+    fingerprint = entry[: session_lists.FINGERPRINT_BYTES]
+    stored = session_lists.matching([entry], fingerprint)
+    assert stored is not None
+    backwards = TopLists(stored.parts, stored.rows[::-1], stored.scores, stored.leading, stored.shares)
+    model = active_model()
+    assert model is not None
+    session_lists.lists_write({"u:k1": session_lists.entry_of(fingerprint, model.version_id, backwards)})
+    served = ask(client, shop, server, placement="home", userId="k1").json()
+    assert skus_of(served) == [str(model.skus[row]) for row in backwards.rows[:4]] != skus_of(live)

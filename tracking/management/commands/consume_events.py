@@ -1,7 +1,6 @@
 """``python manage.py consume_events``: process the event stream (run as many as you like)."""
 
 import gc
-import signal
 import socket
 import time
 import uuid
@@ -10,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.stopping import stop_on_signal
 from tracking.consumer import ConsumerStats, consume
 
 
@@ -35,14 +35,7 @@ class Command(BaseCommand):
             raise CommandError("REDIS_URL is not set: without Redis the collector processes events itself.")
         name = options["name"] or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         _tune_garbage_collector()
-        stopping = False
-
-        def request_stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        stopping = stop_on_signal()
         stats = ConsumerStats()
         started = time.monotonic()
         idle_since = [time.monotonic()]
@@ -52,7 +45,7 @@ class Command(BaseCommand):
             if stats.entries != last_entries[0]:
                 last_entries[0], idle_since[0] = stats.entries, time.monotonic()
             idle = options["exit_when_idle"] and time.monotonic() - idle_since[0] > 2
-            return stopping or bool(idle)
+            return stopping() or bool(idle)
 
         self.stdout.write(f"Consumer {name} reading the event stream (Ctrl-C stops after the current batch).")
         consume(

@@ -1,0 +1,142 @@
+"""Each browsing visitor's list, scored when their session changes rather than when they ask.
+
+A visitor who viewed or carted something in this visit is scored with the blend over every item
+(``recommendations.rank_for_visitor``). That is most of a request's CPU, and the same visitor
+used to pay it again on every page of the visit, although their session changes far less often
+than they ask. So, with Redis:
+
+1. The consumer notes whose session it changed (``tracking.live_mirror.sessions_mark``).
+2. ``python manage.py score_sessions`` takes those profiles
+   (``personalization.services.session_lists_score``). It checks each visitor's personalization
+   consent: without it, there is no list, and an old one is deleted. It then scores them in
+   batches and stores each one's best ``PZ_SESSION_LIST_ITEMS`` item rows, with their scores
+   and leading parts. The list sits beside the live mirror's entry, under ``slist:<profile key>``.
+   It is stored with a fingerprint of everything the scores depend on
+   (``recommendations.session_fingerprint``): the model version and revision, the person's row,
+   the session's item weights, and the country.
+3. Serving reads these entries in the consent's round trip. If a fingerprint matches what it would
+   score with now, it serves that list as it serves the precomputed one (filtered by the catalog
+   and the context; scored live when the filters leave too few). Otherwise (a view not scored
+   yet, another model), it scores live as before. A list is never served for inputs it was not
+   scored from.
+4. An erasure deletes them; an export lists them (registered in ``personalization.apps``).
+
+This module is the lists' storage; the scoring is in ``personalization.services.session_lists``.
+"""
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import msgspec
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+
+from config.cache import RedisCache
+from consent.subjects import Identities
+from personalization.recommenders.hybrid import TopLists
+from tracking import live_mirror
+
+PREFIX = "slist:"
+LIST_SECONDS = live_mirror.MIRROR_SECONDS
+FINGERPRINT_BYTES = 16
+
+
+def enabled() -> bool:
+    return live_mirror.mirrored() and settings.PZ_SESSION_LISTS
+
+
+def cache_keys(profile_keys: Sequence[str]) -> list[str]:
+    """The cache keys of these profiles' lists (to read them along with others)."""
+    return [PREFIX + key for key in profile_keys]
+
+
+def entry_of(fingerprint: bytes, version_id: int, listed: TopLists) -> bytes:
+    """The stored form of one visitor's list (``TopLists.one``) scored from the inputs of this fingerprint."""
+    payload = [
+        version_id,
+        round(time.time()),
+        listed.parts,
+        listed.rows.astype(np.int32).tobytes(),
+        listed.scores.astype(np.float64).tobytes(),
+        listed.leading.astype(np.int8).tobytes(),
+        listed.shares.astype(np.int16).tobytes(),
+    ]
+    return fingerprint + msgspec.msgpack.encode(payload)
+
+
+def _decoded(entry: bytes) -> tuple[int, int, TopLists]:
+    """(model version, when scored, the list)."""
+    version_id, scored_at, parts, rows, scores, leading, shares = msgspec.msgpack.decode(entry[FINGERPRINT_BYTES:])
+    arrays = (
+        np.frombuffer(rows, dtype=np.int32),
+        np.frombuffer(scores, dtype=np.float64),
+        np.frombuffer(leading, dtype=np.int8),
+        np.frombuffer(shares, dtype=np.int16),
+    )
+    return version_id, scored_at, TopLists(parts, *arrays)
+
+
+def matching(entries: Sequence[bytes | None], fingerprint: bytes) -> TopLists | None:
+    """The first of these stored lists that was scored from the inputs of this fingerprint."""
+    for entry in entries:
+        if entry is not None and entry[:FINGERPRINT_BYTES] == fingerprint:
+            return _decoded(entry)[2]
+    return None
+
+
+def _redis() -> RedisCache:
+    return cast(RedisCache, cache)
+
+
+def lists_write(entries: Mapping[str, bytes]) -> None:
+    """Store lists by profile key (one round trip)."""
+    if entries:
+        prefixed = dict(zip(cache_keys(list(entries)), entries.values(), strict=True))
+        _redis().set_many_raw(prefixed, LIST_SECONDS)
+
+
+def lists_read(profile_keys: Sequence[str]) -> list[bytes | None]:
+    return _redis().get_many_raw(cache_keys(profile_keys)) if live_mirror.mirrored() and profile_keys else []
+
+
+def lists_forget(profile_keys: Iterable[str]) -> None:
+    keys = cache_keys(list(profile_keys))
+    if live_mirror.mirrored() and keys:
+        cache.delete_many(keys)
+
+
+def _profile_keys(identities: Identities) -> list[str]:
+    return [f"u:{user_id}" for user_id in identities.user_ids] + [f"a:{a}" for a in identities.anonymous_ids]
+
+
+def subject_export(identities: Identities) -> dict[str, Any]:
+    """The lists scored for the person's sessions: the products, best first, by model version."""
+    from personalization.model_store import active_model  # the registry loads before the models
+
+    keys = _profile_keys(identities)
+    model = active_model() if keys and live_mirror.mirrored() else None
+    lists = []
+    for key, entry in zip(keys, lists_read(keys), strict=False):
+        if entry is None:
+            continue
+        version_id, scored_at, listed = _decoded(entry)
+        known = model is not None and model.version_id == version_id
+        lists.append(
+            {
+                "profile": key,
+                "model_version": version_id,
+                "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(scored_at)),
+                "products": [str(model.skus[row]) for row in listed.rows] if model is not None and known else [],
+                "item_rows": [] if known else listed.rows.tolist(),
+            }
+        )
+    return {"session_lists": lists}
+
+
+def subject_erase(identities: Identities) -> dict[str, int]:
+    keys = _profile_keys(identities)
+    found = sum(entry is not None for entry in lists_read(keys))
+    lists_forget(keys)
+    return {"session lists deleted": found}

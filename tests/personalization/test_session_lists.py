@@ -1,0 +1,172 @@
+"""Lists scored when a visitor's session changes (``personalization.session_lists``): served only
+when scored from what the visitor is now, the same as live scoring, and never without consent.
+They live in Redis: these tests need it (no embedded run)."""
+
+from collections.abc import Callable
+from dataclasses import replace
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from consent.services import consent_record
+from consent.subjects import Identities, Subject
+from personalization import session_lists
+from personalization.model_store import LoadedModel, active_model
+from personalization.models import Product
+from personalization.recommendations import (
+    Context,
+    Ranked,
+    Visit,
+    _session_listed,
+    rank_for_visitor,
+    scoring_inputs,
+)
+from personalization.services.session_lists import session_lists_score, session_lists_score_changed
+from tests.personalization.history import KITCHEN, build_shop, train
+from tests.personalization.test_recommendations import view
+from tracking import live_mirror
+from tracking.selectors import live_profile
+
+pytestmark = pytest.mark.django_db
+Commit = Callable
+
+BROWSERS = {  # profile key: (the subject, what they view)
+    "u:k1": (Subject(user_id="k1"), ("G3", "G4", "G3")),
+    "u:g2": (Subject(user_id="g2"), ("K2",)),
+    "a:browser-7": (Subject(anonymous_id="browser-7"), ("G1", "G2", "K5")),
+}
+
+
+@pytest.fixture
+def browsing(commit: Commit, client: Client, drain: Callable[[], int]) -> LoadedModel:
+    build_shop(6)
+    train(commit)
+    for subject, products in BROWSERS.values():
+        commit(
+            lambda subject=subject: consent_record(
+                subject=subject, choices={"analytics": True, "personalization": True}, source="banner"
+            )
+        )
+        anonymous_id = subject.anonymous_id or f"{subject.user_id}-browser"
+        view(client, drain, anonymous_id, *products, user_id=subject.user_id)
+    model = active_model()
+    assert model is not None
+    return model
+
+
+def visit(subject: Subject, *, lists: bool) -> Visit:
+    keys = live_mirror.profile_keys(subject.user_id, subject.anonymous_id)
+    profile = live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id)
+    return Visit(True, profile, session_lists.lists_read(keys) if lists else ())
+
+
+def listed(model: LoadedModel, subject: Subject, context: Context, k: int) -> Ranked | None:
+    given = visit(subject, lists=True)
+    row, weights, country = scoring_inputs(model, subject, given.profile, context.country)
+    return _session_listed(model, context, k, row, weights, country, given)
+
+
+def test_the_consumer_notes_whose_session_changed(browsing: LoadedModel) -> None:
+    assert sorted(live_mirror.sessions_take(100)) == sorted(BROWSERS)
+    assert live_mirror.sessions_take(100) == []  # taken once
+
+
+def test_a_list_scored_ahead_is_what_live_scoring_gives(browsing: LoadedModel) -> None:
+    model = browsing
+    assert session_lists_score_changed(batch=2) == 2  # two at a time, as the command takes them
+    assert session_lists_score_changed(batch=2) == 1
+    assert session_lists_score_changed(batch=2) == 0
+    Product.objects.filter(sku="G1").update(in_stock=False)
+    contexts = [
+        Context(),
+        Context(category="Garden"),
+        Context(product="K2"),
+        Context(exclude=frozenset({"G4", "K1"})),
+        Context(in_stock_only=False),
+    ]
+    for key, (subject, _) in BROWSERS.items():
+        for context in contexts:
+            assert listed(model, subject, context, 6) is not None, (key, context)
+            ahead = rank_for_visitor(subject, context, 6, visit=visit(subject, lists=True))
+            live = rank_for_visitor(subject, context, 6, visit=visit(subject, lists=False))
+            assert ahead.personalized and ahead.signals == live.signals and "session" in ahead.signals
+            assert ahead.rows == live.rows, (key, context)
+            assert ahead.scores == pytest.approx(live.scores, rel=1e-6)  # summed as a batch, in another order
+            assert [r["share"] for r in ahead.reasons] == [r["share"] for r in live.reasons]
+
+
+def test_a_list_is_not_served_once_the_session_has_moved_on(
+    browsing: LoadedModel, client: Client, drain: Callable[[], int]
+) -> None:
+    model = browsing
+    assert session_lists_score_changed() == 3
+    subject = Subject(anonymous_id="browser-7")
+    assert listed(model, subject, Context(), 5) is not None
+    view(client, drain, "browser-7", "K1", "K3")  # not scored yet
+    assert listed(model, subject, Context(), 5) is None
+    moved_on = rank_for_visitor(subject, Context(), 5, visit=visit(subject, lists=True))
+    assert moved_on.rows == rank_for_visitor(subject, Context(), 5, visit=visit(subject, lists=False)).rows
+    assert session_lists_score_changed() == 1  # the view was noted: scored now
+    assert listed(model, subject, Context(), 5) is not None
+
+
+def test_a_list_too_short_for_the_filters_hands_over_to_live_scoring(browsing: LoadedModel, settings) -> None:
+    settings.PZ_SESSION_LIST_ITEMS = 3
+    model = browsing
+    subject = Subject(user_id="g2")  # a garden customer who viewed a kitchen thing
+    session_lists_score(profile_keys=["u:g2"])
+    stored = session_lists.matching(session_lists.lists_read(["u:g2"]), b"")
+    assert stored is None  # nothing matches an empty fingerprint
+    assert listed(model, subject, Context(), 3) is not None
+    assert listed(model, subject, Context(category="Kitchen"), 3) is None  # three garden things at most
+    result = rank_for_visitor(subject, Context(category="Kitchen"), 3, visit=visit(subject, lists=True))
+    assert result.personalized and len(result.rows) == 3 and {str(model.skus[r]) for r in result.rows} <= set(KITCHEN)
+
+
+def test_no_list_is_kept_without_personalization_consent_or_a_session(
+    browsing: LoadedModel, commit: Commit, client: Client, drain: Callable[[], int]
+) -> None:
+    session_lists_score(profile_keys=list(BROWSERS))
+    assert all(session_lists.lists_read(list(BROWSERS)))
+    commit(lambda: consent_record(subject=Subject(user_id="k1"), choices={"personalization": False}, source="api"))
+    # a returning customer with no session yet is served their precomputed list: nothing to keep
+    stored = session_lists_score(profile_keys=["u:k1", "u:g2", "u:k0"])
+    assert stored == 1
+    assert session_lists.lists_read(["u:k1", "u:g2", "u:k0"])[0] is None
+    assert session_lists.lists_read(["u:g2"])[0] is not None
+    assert session_lists.lists_read(["u:k0"])[0] is None
+
+
+def test_a_list_from_another_model_version_or_revision_is_not_served(browsing: LoadedModel) -> None:
+    session_lists_score(profile_keys=list(BROWSERS))
+    subject = Subject(user_id="k1")
+    assert listed(browsing, subject, Context(), 5) is not None
+    newer = replace(browsing, version_id=browsing.version_id + 1)
+    assert listed(newer, subject, Context(), 5) is None
+    erased_since = replace(browsing, revision=browsing.revision + 1)  # an erasure rewrote the model
+    assert listed(erased_since, subject, Context(), 5) is None
+
+
+def test_the_command_scores_what_is_waiting(browsing: LoadedModel) -> None:
+    out = StringIO()
+    call_command("score_sessions", "--exit-when-idle", "--idle-ms", "1", stdout=out, stderr=out)
+    assert "Stopped: 3 sessions scored." in out.getvalue()
+    assert all(session_lists.lists_read(list(BROWSERS)))
+
+
+def test_the_lists_are_in_the_persons_export(browsing: LoadedModel) -> None:
+    session_lists_score(profile_keys=list(BROWSERS))
+    exported = session_lists.subject_export(
+        Identities(user_ids=frozenset({"k1"}), anonymous_ids=frozenset({"browser-7"}))
+    )
+    lists = {entry["profile"]: entry for entry in exported["session_lists"]}
+    assert set(lists) == {"u:k1", "a:browser-7"}
+    assert lists["u:k1"]["model_version"] == browsing.version_id
+    (entry,) = session_lists.lists_read(["u:k1"])
+    assert entry is not None
+    stored = session_lists.matching([entry], entry[: session_lists.FINGERPRINT_BYTES])
+    assert stored is not None
+    assert lists["u:k1"]["products"] == [str(browsing.skus[row]) for row in stored.rows]
+    assert len(lists["u:k1"]["products"]) == browsing.n_items  # a small shop: every item is in the list
