@@ -229,7 +229,8 @@ def measure_browsing(
     from tracking import stream
 
     stream.client().xtrim(stream.STREAM, maxlen=0)
-    consumer = command("consume_events", "--name", "bench-serve-browsing")
+    linger = [] if options.linger_ms is None else ["--linger-ms", str(options.linger_ms)]
+    consumer = command("consume_events", "--name", "bench-serve-browsing", *linger)
     browsing = Browsing(customers, write_key, options.views)
     browsing.start()
     try:
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--views", type=float, default=50.0, help="product views a second in the browsing case")
+    parser.add_argument("--linger-ms", type=int, help="the consumer's --linger-ms while browsing (default: its own)")
     parser.add_argument(
         "--case", action="append", choices=["returning", "session", "anonymous"], help="only these (and the bare view)"
     )

@@ -210,7 +210,9 @@ def _apply(
     """Apply new events, in time order, to sessions, identities, profiles and orders; return the
     session of each event."""
     stored.sort(key=lambda row: row[1]["timestamp"])
-    catalog = products_by_skus({product_key(p) for _, e in stored for p in _products_of(e)} - {""})
+    catalog = products_by_skus(
+        {product_key(p) for _, e in stored if e.get("event") in SHAPING_EVENTS for p in _products_of(e)} - {""}
+    )
     sessions: dict[tuple[int, str], str] = {}
     orders: list[OrderIn] = []
     cancellations: list[tuple[str, OrderIn]] = []
@@ -237,6 +239,11 @@ def _apply(
     for order_id, order in cancellations:
         order_cancel(order_id=order_id, cancellation=order)
     return sessions
+
+
+# The track events whose products change a profile (views, cart, affinities, counters) or record
+# an order; the products of others (an exposure's, a list's) need no catalog lookup.
+SHAPING_EVENTS = frozenset({*PRODUCT_EVENTS, "Order Completed", "Order Cancelled"})
 
 
 def _products_of(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -320,6 +327,8 @@ def _track(
     cancellations: list[tuple[str, OrderIn]],
 ) -> None:
     name = event["event"]
+    if name not in SHAPING_EVENTS:  # e.g. the exposures of recommendations, a list viewed: stored, no more
+        return
     weight = WEIGHTS.get(name, 0.0)
     for product in _products_of(event):
         sku = product_key(product)

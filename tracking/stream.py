@@ -78,7 +78,9 @@ def _decode(raw: Sequence[Any]) -> list[Entry]:
     return entries
 
 
-def read_new(consumer: str, *, count: int, block_ms: int) -> list[Entry]:
+def read_new(consumer: str, *, count: int, block_ms: int | None) -> list[Entry]:
+    """Up to ``count`` entries no consumer of the group was given yet, waiting up to ``block_ms``
+    for the first (None: not at all)."""
     response: Any = client().xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms)
     return _decode(response[0][1]) if response else []
 

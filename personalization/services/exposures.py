@@ -16,9 +16,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
 from django.conf import settings
 from django.db.models import Q
+from psycopg.types.json import Jsonb, set_json_dumps
 
+from config import sql
 from personalization.models import Exposure, ExposureOutcome
 
 SERVED = "Recommendations Served"
@@ -41,6 +44,43 @@ def _money(value: Any) -> Decimal:
 def _sku(product: Mapping[str, Any]) -> str:
     key = product.get("product_id")
     return str(key if key not in (None, "") else product.get("sku") or "")
+
+
+_EXPOSURE_COLUMNS = {  # column: its PostgreSQL type
+    "rec_id": "uuid",
+    "placement": "text",
+    "campaign_id": "bigint",
+    "campaign_version": "integer",
+    "strategy": "text",
+    "personalized": "boolean",
+    "note": "text",
+    "model_version": "integer",
+    "user_id": "text",
+    "anonymous_id": "text",
+    "items": "jsonb",
+    "shown_at": "timestamptz",
+}
+_EXPOSURES_INSERT = (
+    f"INSERT INTO personalization_exposure ({', '.join(_EXPOSURE_COLUMNS)}) "  # noqa: S608 (constants)
+    f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for kind in _EXPOSURE_COLUMNS.values())}) "
+    "ON CONFLICT (rec_id) DO NOTHING"
+)
+
+
+def _exposures_insert(rows: list[Exposure]) -> None:
+    """Store new exposures, leaving those already stored. On PostgreSQL in one statement whose
+    arrays psycopg encodes in C: with Django's client-side binding, quoting each exposure's values
+    into the SQL in Python took a third of the consumer's time while the API was busy."""
+    if not rows:
+        return
+    if not sql.postgres():
+        Exposure.objects.bulk_create(rows, ignore_conflicts=True)
+        return
+    values = {column: [getattr(row, column) for row in rows] for column in _EXPOSURE_COLUMNS}
+    values["items"] = [Jsonb(items) for items in values["items"]]
+    with sql.bound_cursor() as cursor:
+        set_json_dumps(msgspec.json.encode, context=cursor)
+        cursor.execute(_EXPOSURES_INSERT, list(values.values()))
 
 
 def _exposures(events: Sequence[Mapping[str, Any]]) -> None:
@@ -69,7 +109,7 @@ def _exposures(events: Sequence[Mapping[str, Any]]) -> None:
                 shown_at=datetime.fromisoformat(event["timestamp"]),
             )
         )
-    Exposure.objects.bulk_create(rows, ignore_conflicts=True)
+    _exposures_insert(rows)
 
 
 def _direct(events: Sequence[Mapping[str, Any]]) -> list[ExposureOutcome]:

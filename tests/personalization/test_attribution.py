@@ -11,6 +11,7 @@ from django.test import Client
 from consent.services import consent_record
 from consent.subjects import Subject
 from personalization.models import Exposure, ExposureOutcome
+from personalization.services.exposures import outcomes_record
 from tests.factories import ProductFactory
 from tracking.services import source_create
 
@@ -131,3 +132,33 @@ def test_nobody_but_the_api_can_log_an_exposure(client, shop, drain) -> None:
          "context": {"pz": {"internal": "exposure"}}},
     )  # fmt: skip
     assert not Exposure.objects.filter(rec_id=forged).exists()
+
+
+def test_an_exposure_is_stored_once_with_every_field(shop) -> None:
+    """The insert the consumer makes for every answer of the API (one statement on PostgreSQL)."""
+    first, second = uuid.uuid4(), uuid.uuid4()
+    served: dict[str, Any] = {
+        "type": "track", "event": "Recommendations Served", "userId": "u1", "anonymousId": "v9",
+        "timestamp": "2026-11-30T06:00:00.250000+00:00", "context": {"pz": {"internal": "exposure"}},
+        "properties": {
+            "rec_id": str(first), "placement": "home", "campaign_id": None, "campaign_version": None,
+            "strategy": "personalized", "personalized": True, "note": "",
+            "products": [{"product_id": "A", "position": 1, "propensity": 0.25}, {"product_id": "B", "position": 2}],
+        },
+    }  # fmt: skip
+    again = {**served, "properties": {**served["properties"], "placement": "cart", "products": []}}
+    other = {**served, "anonymousId": "", "properties": {**served["properties"], "rec_id": str(second)}}
+    outcomes_record([served, other])
+    outcomes_record([again])  # the same rec_id again (a replay): the first stays
+    stored = Exposure.objects.get(rec_id=first)
+    assert (stored.placement, stored.campaign_id, stored.campaign_version, stored.strategy) == (
+        "home", None, None, "personalized",
+    )  # fmt: skip
+    assert (stored.personalized, stored.note, stored.user_id, stored.anonymous_id) == (True, "", "u1", "v9")
+    assert stored.items == [
+        {"sku": "A", "position": 1, "propensity": 0.25},
+        {"sku": "B", "position": 2, "propensity": None},
+    ]
+    assert stored.shown_at == datetime(2026, 11, 30, 6, 0, 0, 250000, tzinfo=UTC)
+    assert Exposure.objects.get(rec_id=second).anonymous_id == ""
+    assert Exposure.objects.filter(rec_id__in=[first, second]).count() == 2

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from consent.models import Purpose
 from consent.services import refresh_policy_cache
-from tracking import stream
+from tracking import consumer, stream
 from tracking.ingestion import events_ingest
 from tracking.models import Event, IngestCount, Profile
 from tracking.services import source_create
@@ -171,3 +171,29 @@ def test_random_kills_under_load_leave_exact_counts(consumers: Consumers) -> Non
     assert dict(Profile.objects.values_list("key", "product_views")) == {f"a:{v}": n for v, n in visitors.items()}
     counted = dict(IngestCount.objects.values_list("outcome", "count"))
     assert counted == {"stored": len(events), "duplicate": 3000}
+
+
+def test_a_consumer_lingers_for_more_entries_before_a_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --linger-ms, what arrives while the consumer waits goes into the same transaction."""
+
+    source = source_create(name="Web").source
+    append(source.pk, views("v1", 1, "early"))
+    waits: list[float] = []
+
+    def arrive_while_waiting(seconds: float) -> None:  # two more requests come in meanwhile
+        waits.append(seconds)
+        append(source.pk, views("v2", 1, "late") + views("v3", 1, "late"), batch_size=1)
+
+    monkeypatch.setattr(consumer.time, "sleep", arrive_while_waiting)
+    stats = consumer.ConsumerStats()
+    rounds = iter(range(50))  # without lingering nothing more arrives: stop anyway
+    consumer.consume(
+        name="lingering",
+        count=10,
+        block_ms=10,
+        linger_ms=20,
+        stop=lambda: stats.entries >= 3 or next(rounds, None) is None,
+        stats=stats,
+    )
+    assert (stats.entries, stats.stored, stats.transactions) == (3, 3, 1)
+    assert waits == [0.02]

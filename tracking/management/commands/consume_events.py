@@ -25,6 +25,13 @@ class Command(BaseCommand):
             help="Stream entries (request batches) per micro-batch (transaction).",
         )
         parser.add_argument("--block-ms", type=int, default=100, help="How long to wait for new entries.")
+        parser.add_argument(
+            "--linger-ms",
+            type=int,
+            default=20,
+            help="When fewer than --count entries are waiting, wait this long for more before processing them "
+            "(fewer, larger transactions under a light load; 0: process at once).",
+        )
         parser.add_argument("--claim-idle-ms", type=int, default=30_000, help="Claim entries idle this long.")
         parser.add_argument(
             "--exit-when-idle", action="store_true", help="Stop once the stream is empty (for replays)."
@@ -53,6 +60,7 @@ class Command(BaseCommand):
             count=options["count"],
             block_ms=options["block_ms"],
             claim_idle_ms=options["claim_idle_ms"],
+            linger_ms=options["linger_ms"],
             stop=stop,
             stats=stats,
         )
