@@ -39,11 +39,26 @@ return #KEYS
 """
 
 
+_SET_MANY_WHERE = """
+local n = #KEYS / 2
+local written = 0
+for i = 1, n do
+  local guard = redis.call('GET', KEYS[n + i])
+  if guard and string.sub(guard, 1, #ARGV[2]) == ARGV[2] then
+    redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ARGV[1])
+    written = written + 1
+  end
+end
+return written
+"""
+
+
 class RedisCache(django_redis.RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
         self._set_many: dict[int, Any] = {}  # the registered script, per client
+        self._set_many_where: dict[int, Any] = {}
 
     def validate_key(self, key: str) -> None:
         """Django checks every key, character by character, for memcached's limits (warnings only);
@@ -56,6 +71,19 @@ class RedisCache(django_redis.RedisCache):
         client = self._cache.get_client(None)
         values: list[Any] = client.mget([self.make_key(key) for key in keys])
         return values
+
+    def set_many_raw_where(self, values: dict[str, bytes], guards: list[str], prefix: bytes, timeout: int) -> int:
+        """Store bytes under keys as ``set_many_raw`` does, each only where the value under its
+        guard key (the same position in ``guards``) starts with ``prefix``; checked and written in
+        one script, so nothing deletes a guard in between. Returns how many were written."""
+        if not values:
+            return 0
+        client = self._cache.get_client(None, write=True)
+        script = self._set_many_where.get(id(client))
+        if script is None:
+            script = self._set_many_where[id(client)] = client.register_script(_SET_MANY_WHERE)
+        keys = [self.make_key(key) for key in [*values, *guards]]
+        return int(script(keys=keys, args=[timeout, prefix, *values.values()]))
 
     def set_add(self, key: str, members: list[str], timeout: int) -> None:
         """Add members to the Redis set under ``key``, which expires ``timeout`` seconds from now

@@ -90,11 +90,16 @@ def _redis() -> RedisCache:
     return cast(RedisCache, cache)
 
 
-def lists_write(entries: Mapping[str, bytes]) -> None:
-    """Store lists by profile key (one round trip)."""
-    if entries:
-        prefixed = dict(zip(cache_keys(list(entries)), entries.values(), strict=True))
-        _redis().set_many_raw(prefixed, LIST_SECONDS)
+def lists_write(entries: Mapping[str, bytes]) -> int:
+    """Store lists by profile key (one round trip), each only while the live mirror holds that
+    profile: an erasure that deleted it after the list was scored, or a profile merged into
+    another meanwhile, leaves no list behind. Returns how many were stored."""
+    if not entries:
+        return 0
+    keys = list(entries)
+    prefixed = dict(zip(cache_keys(keys), entries.values(), strict=True))
+    guards = live_mirror.cache_keys(keys)
+    return _redis().set_many_raw_where(prefixed, guards, live_mirror.ENTRY_PROFILE_PREFIX, LIST_SECONDS)
 
 
 def lists_read(profile_keys: Sequence[str]) -> list[bytes | None]:

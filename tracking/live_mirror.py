@@ -33,6 +33,7 @@ from config.cache import RedisCache
 MIRROR_SECONDS = 86_400  # an entry not written again within a day is read from the database again
 _PREFIX = "live:"
 ENTRY_NONE = msgspec.json.encode(["none"])  # no such profile
+ENTRY_PROFILE_PREFIX = b'["profile",'  # how every profile's entry starts (``entry_of_profile``)
 
 CHANGED_SESSIONS = "live:changed-sessions"  # profile keys (see ``sessions_mark``)
 CHANGED_SESSIONS_SECONDS = 3_600

@@ -54,8 +54,7 @@ def session_lists_score(*, profile_keys: list[str]) -> int:
     for start in range(0, len(wanted), BATCH):
         chunk = wanted[start : start + BATCH]
         stored.update(_scored(model, {key: scored[key] for key in chunk}))
-    session_lists.lists_write(stored)
-    return len(stored)
+    return session_lists.lists_write(stored)
 
 
 def _scored(model: LoadedModel, inputs: dict[str, tuple[int, dict[int, float], str]]) -> dict[str, bytes]:

@@ -5,12 +5,13 @@ They live in Redis: these tests need it (no embedded run)."""
 from collections.abc import Callable
 from dataclasses import replace
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from consent.services import consent_record
+from consent.services import consent_record, subject_erase
 from consent.subjects import Identities, Subject
 from personalization import session_lists
 from personalization.model_store import LoadedModel, active_model
@@ -170,3 +171,23 @@ def test_the_lists_are_in_the_persons_export(browsing: LoadedModel) -> None:
     assert stored is not None
     assert lists["u:k1"]["products"] == [str(browsing.skus[row]) for row in stored.rows]
     assert len(lists["u:k1"]["products"]) == browsing.n_items  # a small shop: every item is in the list
+
+
+def test_an_erasure_while_a_batch_is_scored_leaves_no_list(
+    browsing: LoadedModel, monkeypatch: pytest.MonkeyPatch, commit: Commit
+) -> None:
+    """The person is erased after their profile was read for scoring and before their list is
+    stored: the list is not stored (the store checks that the mirror still holds the profile)."""
+    from personalization.services import session_lists as scoring
+
+    asked = scoring.subjects_allowing
+
+    def erased_meanwhile(*args: Any, **kwargs: Any) -> set[Subject]:
+        allowed = asked(*args, **kwargs)
+        commit(lambda: subject_erase(subject=Subject(user_id="k1"), requested_via="test"))
+        return allowed
+
+    monkeypatch.setattr(scoring, "subjects_allowing", erased_meanwhile)
+    assert session_lists_score(profile_keys=["u:k1", "a:browser-7"]) == 1
+    assert session_lists.lists_read(["u:k1", "a:browser-7"])[0] is None
+    assert session_lists.lists_read(["a:browser-7"])[0] is not None
