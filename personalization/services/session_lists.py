@@ -1,7 +1,5 @@
 """Scoring browsing visitors' lists ahead of their requests (see ``personalization.session_lists``)."""
 
-import logging
-
 import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
@@ -14,8 +12,6 @@ from personalization.recommendations import scoring_inputs, session_fingerprint,
 from personalization.recommenders.base import Visitors, one_row
 from tracking import live_mirror
 from tracking.selectors import live_profile
-
-logger = logging.getLogger(__name__)
 
 BATCH = 64  # visitors scored together: one pass of the blend over a 64 × items block
 
@@ -45,6 +41,7 @@ def session_lists_score(*, profile_keys: list[str]) -> int:
         row, weights, country = scoring_inputs(model, subject, profile)
         if weights:
             inputs[key] = (row, weights, country)
+    # As training asks (personalization.training): a known person's country is their jurisdiction.
     jurisdictions = {subjects[key]: country for key, (_, _, country) in inputs.items() if country}
     allowed = subjects_allowing([subjects[key] for key in inputs], "personalization", jurisdictions=jurisdictions)
     scored = {key: value for key, value in inputs.items() if subjects[key] in allowed}
