@@ -4,7 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
 
-from consent.selectors import subjects_allowing
+from consent.selectors import consent_allows_each
 from consent.subjects import Subject
 from personalization import session_lists
 from personalization.model_store import LoadedModel, active_model
@@ -43,7 +43,8 @@ def session_lists_score(*, profile_keys: list[str]) -> int:
             inputs[key] = (row, weights, country)
     # As training asks (personalization.training): a known person's country is their jurisdiction.
     jurisdictions = {subjects[key]: country for key, (_, _, country) in inputs.items() if country}
-    allowed = subjects_allowing([subjects[key] for key in inputs], "personalization", jurisdictions=jurisdictions)
+    # From the consent cache, as serving asks (the database only for people not in it).
+    allowed = consent_allows_each([subjects[key] for key in inputs], "personalization", jurisdictions=jurisdictions)
     scored = {key: value for key, value in inputs.items() if subjects[key] in allowed}
     session_lists.lists_forget([key for key in keys if key not in scored])
     stored = {}

@@ -10,7 +10,7 @@ from pytest_django import DjangoAssertNumQueries
 
 from consent.exceptions import ConsentError
 from consent.models import ConsentRecord, ConsentRecordImmutable, PolicyVersion, Purpose, RecordUnlock, SubjectLink
-from consent.selectors import consent_allows, consent_summary
+from consent.selectors import consent_allows, consent_allows_each, consent_summary
 from consent.services import consent_apply_gpc, consent_record, policy_version_publish, purposes_changed, subject_link
 from consent.subjects import Subject
 from tests.conftest import Commit
@@ -256,3 +256,22 @@ def test_admin_cannot_change_or_delete_records(admin_client: Client, record: Con
     )
     assert ConsentRecord.objects.filter(pk=record.pk, granted=True).exists()
     assert admin_client.get("/admin/consent/consentrecord/add/").status_code == 403
+
+
+def test_consent_allows_each_answers_as_consent_allows_for_each(commit: Commit) -> None:
+    """The batch question a worker asks (one cache round trip) gives each person's own answer."""
+    Purpose.objects.filter(key="personalization").update(opt_out_jurisdictions=["US"])
+    commit(purposes_changed)
+    granted, withdrawn, silent = Subject(user_id="g"), Subject(user_id="w"), Subject(anonymous_id="s")
+    linked = Subject(anonymous_id="browser-of-g")
+    commit(lambda: consent_record(subject=granted, choices={"personalization": True}, source="api"))
+    commit(lambda: consent_record(subject=withdrawn, choices={"personalization": False}, source="api"))
+    commit(lambda: subject_link(anonymous_id="browser-of-g", user_id="g", source="login"))
+    people = [granted, withdrawn, silent, linked]
+    for jurisdictions in ({}, {silent: "US", withdrawn: "US"}, {silent: "FR"}):
+        expected = {
+            p for p in people if consent_allows(subject=p, purpose="personalization", jurisdiction=jurisdictions.get(p))
+        }
+        assert consent_allows_each(people, "personalization", jurisdictions=jurisdictions) == expected
+    assert consent_allows_each(people, "personalization") == {granted, linked}
+    assert consent_allows_each(people, "personalization", jurisdictions={silent: "US"}) == {granted, linked, silent}

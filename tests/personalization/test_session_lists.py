@@ -180,14 +180,14 @@ def test_an_erasure_while_a_batch_is_scored_leaves_no_list(
     stored: the list is not stored (the store checks that the mirror still holds the profile)."""
     from personalization.services import session_lists as scoring
 
-    asked = scoring.subjects_allowing
+    asked = scoring.consent_allows_each
 
     def erased_meanwhile(*args: Any, **kwargs: Any) -> set[Subject]:
         allowed = asked(*args, **kwargs)
         commit(lambda: subject_erase(subject=Subject(user_id="k1"), requested_via="test"))
         return allowed
 
-    monkeypatch.setattr(scoring, "subjects_allowing", erased_meanwhile)
+    monkeypatch.setattr(scoring, "consent_allows_each", erased_meanwhile)
     assert session_lists_score(profile_keys=["u:k1", "a:browser-7"]) == 1
     assert session_lists.lists_read(["u:k1", "a:browser-7"])[0] is None
     assert session_lists.lists_read(["a:browser-7"])[0] is not None
