@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
+from threadpoolctl import threadpool_limits
 
 from config.stopping import stop_on_signal
 from personalization.services.session_lists import session_lists_score_changed
@@ -30,6 +31,9 @@ class Command(BaseCommand):
             raise CommandError("REDIS_URL is not set: without Redis every list is scored when it is asked for.")
         if not settings.PZ_SESSION_LISTS:
             raise CommandError("PZ_SESSION_LISTS is off: serving scores every list when it is asked for.")
+        # Small batches (the visitors of the last 50 ms): BLAS's threads would only hand work to
+        # each other and spin between calls, on cores the serving workers need (as config/wsgi.py).
+        threadpool_limits(1, "blas")
         stopping = stop_on_signal()
         self.stdout.write("Scoring visitors' lists as their sessions change (Ctrl-C stops).")
         taken = 0
