@@ -6,8 +6,9 @@ which dominated the collector's per-request cost. A redis.Redis object is thread
 no state beyond its pool, so one per pool serves every call.
 """
 
-from typing import Any
+from typing import Any, cast
 
+from django.core.cache import cache
 from django.core.cache.backends import redis as django_redis
 
 
@@ -57,8 +58,7 @@ class RedisCache(django_redis.RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
-        self._set_many: dict[int, Any] = {}  # the registered script, per client
-        self._set_many_where: dict[int, Any] = {}
+        self._scripts: dict[tuple[int, str], Any] = {}  # each Lua script, registered once per client
 
     def validate_key(self, key: str) -> None:
         """Django checks every key, character by character, for memcached's limits (warnings only);
@@ -78,10 +78,7 @@ class RedisCache(django_redis.RedisCache):
         one script, so nothing deletes a guard in between. Returns how many were written."""
         if not values:
             return 0
-        client = self._cache.get_client(None, write=True)
-        script = self._set_many_where.get(id(client))
-        if script is None:
-            script = self._set_many_where[id(client)] = client.register_script(_SET_MANY_WHERE)
+        script = self._script(_SET_MANY_WHERE)
         keys = [self.make_key(key) for key in [*values, *guards]]
         return int(script(keys=keys, args=[timeout, prefix, *values.values()]))
 
@@ -112,8 +109,19 @@ class RedisCache(django_redis.RedisCache):
         writes a mirror entry for every profile of a micro-batch (``tracking.live_mirror``)."""
         if not values:
             return
-        client = self._cache.get_client(None, write=True)
-        script = self._set_many.get(id(client))
-        if script is None:
-            script = self._set_many[id(client)] = client.register_script(_SET_MANY)
+        script = self._script(_SET_MANY)
         script(keys=[self.make_key(key) for key in values], args=[int(only_new), timeout, *values.values()])
+
+    def _script(self, source: str) -> Any:
+        """A Lua script, registered with the writing client once (its SHA is then sent, not the source)."""
+        client = self._cache.get_client(None, write=True)
+        key = (id(client), source)
+        script = self._scripts.get(key)
+        if script is None:
+            script = self._scripts[key] = client.register_script(source)
+        return script
+
+
+def redis_cache() -> RedisCache:
+    """The default cache, where the code knows it is Redis (``settings.REDIS_URL`` is set)."""
+    return cast(RedisCache, cache)

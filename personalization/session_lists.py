@@ -26,14 +26,14 @@ This module is the lists' storage; the scoring is in ``personalization.services.
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 
-from config.cache import RedisCache
+from config.cache import redis_cache
 from consent.subjects import Identities
 from personalization.recommenders.hybrid import TopLists
 from tracking import live_mirror
@@ -86,10 +86,6 @@ def matching(entries: Sequence[bytes | None], fingerprint: bytes) -> TopLists | 
     return None
 
 
-def _redis() -> RedisCache:
-    return cast(RedisCache, cache)
-
-
 def lists_write(entries: Mapping[str, bytes]) -> int:
     """Store lists by profile key (one round trip), each only while the live mirror holds that
     profile: an erasure that deleted it after the list was scored, or a profile merged into
@@ -99,11 +95,11 @@ def lists_write(entries: Mapping[str, bytes]) -> int:
     keys = list(entries)
     prefixed = dict(zip(cache_keys(keys), entries.values(), strict=True))
     guards = live_mirror.cache_keys(keys)
-    return _redis().set_many_raw_where(prefixed, guards, live_mirror.ENTRY_PROFILE_PREFIX, LIST_SECONDS)
+    return redis_cache().set_many_raw_where(prefixed, guards, live_mirror.ENTRY_PROFILE_PREFIX, LIST_SECONDS)
 
 
 def lists_read(profile_keys: Sequence[str]) -> list[bytes | None]:
-    return _redis().get_many_raw(cache_keys(profile_keys)) if live_mirror.mirrored() and profile_keys else []
+    return redis_cache().get_many_raw(cache_keys(profile_keys)) if live_mirror.mirrored() and profile_keys else []
 
 
 def lists_forget(profile_keys: Iterable[str]) -> None:

@@ -22,13 +22,13 @@ Without Redis (the embedded mode) there is no mirror, and ``live_profile`` reads
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from django.conf import settings
 from django.core.cache import cache
 
-from config.cache import RedisCache
+from config.cache import redis_cache
 
 MIRROR_SECONDS = 86_400  # an entry not written again within a day is read from the database again
 _PREFIX = "live:"
@@ -43,10 +43,6 @@ LIVE_COLUMNS = (*LIVE_JSONS, "orders", "last_seen_at")  # of a profile's entry, 
 
 def mirrored() -> bool:
     return bool(settings.REDIS_URL)
-
-
-def _redis() -> RedisCache:
-    return cast(RedisCache, cache)
 
 
 def entry_of_profile(jsons: Sequence[Any], orders: int, last_seen_at: datetime | None) -> bytes:
@@ -69,7 +65,7 @@ def mirror_write(entries: Mapping[str, bytes], *, only_new: bool = False) -> Non
     """Write entries by profile key (``u:…``, ``a:…``); ``only_new``: a fill from the database."""
     if mirrored() and entries:
         prefixed = dict(zip(cache_keys(list(entries)), entries.values(), strict=True))
-        _redis().set_many_raw(prefixed, MIRROR_SECONDS, only_new=only_new)
+        redis_cache().set_many_raw(prefixed, MIRROR_SECONDS, only_new=only_new)
 
 
 def profile_keys(user_id: str, anonymous_id: str) -> list[str]:
@@ -95,7 +91,7 @@ def mirror_read(keys: Sequence[str]) -> list[list[Any] | None]:
 
 def mirror_read_raw(keys: Sequence[str]) -> list[bytes | None]:
     """The entries of these profile keys as stored (for ``tracking.selectors.live_profile``)."""
-    return _redis().get_many_raw(cache_keys(keys))
+    return redis_cache().get_many_raw(cache_keys(keys))
 
 
 def sessions_mark(keys: Iterable[str]) -> None:
@@ -103,17 +99,17 @@ def sessions_mark(keys: Iterable[str]) -> None:
     off. If nobody takes them for an hour (nothing scores sessions), the set expires rather than grow."""
     members = list(keys)
     if mirrored() and settings.PZ_SESSION_LISTS and members:
-        _redis().set_add(CHANGED_SESSIONS, members, CHANGED_SESSIONS_SECONDS)
+        redis_cache().set_add(CHANGED_SESSIONS, members, CHANGED_SESSIONS_SECONDS)
 
 
 def sessions_take(count: int) -> list[str]:
     """Up to ``count`` of the profile keys noted by ``sessions_mark``, removed from the set."""
-    return _redis().set_pop(CHANGED_SESSIONS, count) if mirrored() else []
+    return redis_cache().set_pop(CHANGED_SESSIONS, count) if mirrored() else []
 
 
 def sessions_waiting() -> int:
     """How many profiles noted by ``sessions_mark`` are waiting to be taken."""
-    return _redis().set_size(CHANGED_SESSIONS) if mirrored() else 0
+    return redis_cache().set_size(CHANGED_SESSIONS) if mirrored() else 0
 
 
 def mirror_forget(keys: Iterable[str]) -> None:

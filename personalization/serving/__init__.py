@@ -26,14 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from config.cache import RedisCache
+from config.cache import redis_cache
 from consent.selectors import consent_allows
 from personalization import session_lists
 from personalization.catalog_snapshot import catalog_snapshot
@@ -184,7 +184,7 @@ def _answer_entry(key: str, stored: bytes | None, was_read: bool) -> dict[str, A
     if not was_read:
         entry: dict[str, Any] | None = cache.get(key)
         return entry
-    return cast(RedisCache, cache).loads(stored) if stored is not None else None
+    return redis_cache().loads(stored) if stored is not None else None
 
 
 def _cached(entry: dict[str, Any] | None) -> Served | None:
