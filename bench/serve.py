@@ -12,6 +12,9 @@ Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
    waiting an exponentially distributed time between its requests, so that they arrive as a
    Poisson stream) and then flat out (16 connections, maximum throughput):
    - bare: GET a bare Django view (bench/urls.py): the ceiling of the server and the middleware;
+   - floor: GET the least any implementation of the API has to do (bench/urls.py): the bare view
+     plus one read of the visitor's keys in Redis and one exposure-sized append to a stream, for
+     the returning customers, with none of the logic;
    - personalized: GET /api/v1/recommendations?placement=home&userId=… with the secret key, one
      of 1,000 returning customers with nothing done yet in this visit (consent, live profile,
      the list precomputed with the model, the rules);
@@ -54,6 +57,7 @@ PORT = 8098
 # the one asked for, as long as the server keeps up (the table shows the rate reached).
 PACED_CONNECTIONS = 100
 BROWSING = "personalized, with a session, browsing"
+FLOOR = "floor: 2 round trips, no logic"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"  # the collector drops bots
 ENVIRONMENT = {
     **os.environ,
@@ -254,13 +258,17 @@ def main() -> None:
     parser.add_argument("--views", type=float, default=50.0, help="product views a second in the browsing case")
     parser.add_argument("--linger-ms", type=int, help="the consumer's --linger-ms while browsing (default: its own)")
     parser.add_argument(
-        "--case", action="append", choices=["returning", "session", "anonymous"], help="only these (and the bare view)"
+        "--case",
+        action="append",
+        choices=["returning", "session", "anonymous"],
+        help="only these (and the bare view and the floor)",
     )
     options = parser.parse_args()
     write_key, secret_key, customers = setup(options.skip_load)
     subprocess.run(["redis-cli", "-n", "12", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
     cases = {
         "bare view (baseline)": (["/bench/bare"], {}),
+        FLOOR: ([f"/bench/floor?userId={c}" for c in customers[:1000]], {}),
         "personalized (userId, secret key)": (
             [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[:1000]],
             {"Authorization": f"Bearer {secret_key}"},
@@ -285,7 +293,8 @@ def main() -> None:
             "anonymous": "anonymous",
         }  # and BROWSING
         wanted = [names[case] for case in options.case]
-        cases = {k: v for k, v in cases.items() if k.startswith("bare") or any(k.startswith(w) for w in wanted)}
+        baselines = ("bare", "floor")
+        cases = {k: v for k, v in cases.items() if k.startswith(baselines) or any(k.startswith(w) for w in wanted)}
     server = load.granian(PORT, ENVIRONMENT)
     scorer = command("score_sessions")
     results: dict[str, dict[str, dict[str, float]]] = {}
