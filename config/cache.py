@@ -6,6 +6,8 @@ which dominated the collector's per-request cost. A redis.Redis object is thread
 no state beyond its pool, so one per pool serves every call.
 """
 
+import re
+from collections.abc import Iterator
 from typing import Any, cast
 
 from django.core.cache import cache
@@ -98,6 +100,27 @@ class RedisCache(django_redis.RedisCache):
 
     def set_size(self, key: str) -> int:
         return int(self._cache.get_client(None).scard(self.make_key(key)))
+
+    def keys_starting(self, prefix: str, batch: int = 1_000) -> Iterator[list[str]]:
+        """The keys (as given to the cache) that start with ``prefix``, a SCAN step at a time: for
+        an occasional walk over every key of a kind in a background process, never on a
+        request's path (SCAN visits the whole database)."""
+        made = self.make_key(prefix)
+        cut = len(made) - len(prefix)
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", made) + "*"
+        client: Any = self._cache.get_client(None)
+        cursor = 0
+        while True:
+            cursor, found = client.scan(cursor, match=pattern, count=batch)
+            if found:
+                yield [key.decode()[cut:] for key in found]
+            if not cursor:
+                return
+
+    def swap(self, key: str, value: bytes) -> bytes | None:
+        """Store ``value`` under ``key`` (no expiry) and answer what it held before, in one atomic step."""
+        before: Any = self._cache.get_client(None, write=True).set(self.make_key(key), value, get=True)
+        return cast(bytes | None, before)
 
     def loads(self, value: bytes) -> Any:
         return self._cache._serializer.loads(value)  # type: ignore[attr-defined]

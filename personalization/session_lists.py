@@ -20,12 +20,16 @@ than they ask. So, with Redis:
    yet, another model), it scores live as before. A list is never served for inputs it was not
    scored from.
 4. An erasure deletes them; an export lists them (registered in ``personalization.apps``).
+5. When another model version is activated, or an erasure rewrites the active one, no stored list
+   matches any more. The first ``score_sessions`` to see the new model notes every visitor who
+   has a list as if their session had changed (``services.session_lists_renew``), and they are
+   scored again with it, in the background, as their sessions are.
 
 This module is the lists' storage; the scoring is in ``personalization.services.session_lists``.
 """
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -39,6 +43,7 @@ from personalization.recommenders.hybrid import TopLists
 from tracking import live_mirror
 
 PREFIX = "slist:"
+MODEL_KEY = "slist-model"  # the model (version:revision) the lists were last renewed for
 LIST_SECONDS = live_mirror.MIRROR_SECONDS
 FINGERPRINT_BYTES = 16
 
@@ -100,6 +105,18 @@ def lists_write(entries: Mapping[str, bytes]) -> int:
 
 def lists_read(profile_keys: Sequence[str]) -> list[bytes | None]:
     return redis_cache().get_many_raw(cache_keys(profile_keys)) if live_mirror.mirrored() and profile_keys else []
+
+
+def listed_keys() -> Iterator[list[str]]:
+    """The profile keys that have a stored list, in batches (a walk over the whole cache)."""
+    for keys in redis_cache().keys_starting(PREFIX):
+        yield [key[len(PREFIX) :] for key in keys]
+
+
+def model_note(version_id: int, revision: int) -> bool:
+    """Note that lists are now scored with this model; True for the first process to note it."""
+    noted = f"{version_id}:{revision}".encode()
+    return redis_cache().swap(MODEL_KEY, noted) != noted
 
 
 def lists_forget(profile_keys: Iterable[str]) -> None:

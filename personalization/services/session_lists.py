@@ -74,6 +74,20 @@ def _scored(model: LoadedModel, inputs: dict[str, tuple[int, dict[int, float], s
     }
 
 
+def session_lists_renew(model: LoadedModel) -> int:
+    """Once per model (version and revision): note every visitor who has a stored list for scoring
+    again, as if their session had changed. Each list was scored with an earlier model, so none
+    matches now, and until their next view each of them would be scored live on every request.
+    Only the first process to see this model does it; returns how many it noted."""
+    if not session_lists.enabled() or not session_lists.model_note(model.version_id, model.revision):
+        return 0
+    noted = 0
+    for keys in session_lists.listed_keys():
+        live_mirror.sessions_mark(keys)
+        noted += len(keys)
+    return noted
+
+
 def session_lists_score_changed(*, batch: int = 256) -> int:
     """Score the profiles whose sessions changed since last asked (up to ``batch`` of them);
     returns how many were taken (0: none waiting)."""

@@ -14,7 +14,7 @@ from django.test import Client
 from consent.services import consent_record, subject_erase
 from consent.subjects import Identities, Subject
 from personalization import session_lists
-from personalization.model_store import LoadedModel, active_model
+from personalization.model_store import LoadedModel, active_model, forget_loaded_model
 from personalization.models import Product
 from personalization.recommendations import (
     Context,
@@ -24,8 +24,13 @@ from personalization.recommendations import (
     rank_for_visitor,
     scoring_inputs,
 )
-from personalization.services.session_lists import session_lists_score, session_lists_score_changed
-from tests.personalization.history import KITCHEN, build_shop, train
+from personalization.services.model_versions import model_version_train
+from personalization.services.session_lists import (
+    session_lists_renew,
+    session_lists_score,
+    session_lists_score_changed,
+)
+from tests.personalization.history import FAST, KITCHEN, build_shop, train
 from tests.personalization.test_recommendations import view
 from tracking import live_mirror
 from tracking.selectors import live_profile
@@ -155,6 +160,38 @@ def test_the_command_scores_what_is_waiting(browsing: LoadedModel) -> None:
     call_command("score_sessions", "--exit-when-idle", "--idle-ms", "1", stdout=out, stderr=out)
     assert "Stopped: 3 sessions scored." in out.getvalue()
     assert all(session_lists.lists_read(list(BROWSERS)))
+
+
+def test_a_new_model_has_every_list_scored_again_once(browsing: LoadedModel, commit: Commit) -> None:
+    assert session_lists_renew(browsing) == 0  # no list yet; this model is noted
+    assert session_lists_score_changed() == 3
+    assert session_lists_renew(browsing) == 0  # the same model: nothing to renew
+    commit(lambda: model_version_train(trigger="test", params=FAST, activation="always"))
+    forget_loaded_model()
+    second = active_model()
+    assert second is not None and second.version_id != browsing.version_id
+    subject = Subject(user_id="k1")
+    assert listed(second, subject, Context(), 5) is None  # scored with the first: no longer served
+    assert session_lists_renew(second) == 3
+    assert sorted(live_mirror.sessions_take(100)) == sorted(BROWSERS)
+    assert session_lists_renew(second) == 0  # any other scorer that sees it later leaves it
+    assert session_lists_renew(replace(second, revision=second.revision + 1)) == 3  # an erasure rewrote it
+
+
+def test_the_command_renews_the_lists_when_the_model_changes(browsing: LoadedModel, commit: Commit) -> None:
+    out = StringIO()
+    call_command("score_sessions", "--exit-when-idle", "--idle-ms", "1", stdout=out, stderr=out)
+    assert "Stopped: 3 sessions scored." in out.getvalue() and "to renew" not in out.getvalue()
+    commit(lambda: model_version_train(trigger="test", params=FAST, activation="always"))
+    forget_loaded_model()
+    second = active_model()
+    assert second is not None
+    out = StringIO()
+    call_command("score_sessions", "--exit-when-idle", "--idle-ms", "1", stdout=out, stderr=out)
+    assert f"Model {second.version_id} (revision 0): 3 to renew." in out.getvalue()
+    assert "Stopped: 3 sessions scored." in out.getvalue()
+    for subject, _ in BROWSERS.values():
+        assert listed(second, subject, Context(), 5) is not None
 
 
 def test_the_lists_are_in_the_persons_export(browsing: LoadedModel) -> None:

@@ -10,7 +10,8 @@ from django.db import close_old_connections
 from threadpoolctl import threadpool_limits
 
 from config.stopping import stop_on_signal
-from personalization.services.session_lists import session_lists_score_changed
+from personalization.model_store import active_model
+from personalization.services.session_lists import session_lists_renew, session_lists_score_changed
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,15 @@ class Command(BaseCommand):
         stopping = stop_on_signal()
         self.stdout.write("Scoring visitors' lists as their sessions change (Ctrl-C stops).")
         taken = 0
+        renewed: tuple[int, int] | None = None  # the model this process last renewed the lists for
         while not stopping():
             try:
+                model = active_model()
+                if model is not None and (model.version_id, model.revision) != renewed:
+                    noted = session_lists_renew(model)
+                    renewed = (model.version_id, model.revision)
+                    if noted:
+                        self.stdout.write(f"Model {model.version_id} (revision {model.revision}): {noted:,} to renew.")
                 count = session_lists_score_changed(batch=options["batch"])
             except Exception as exc:  # its visitors are scored live when they ask; go on with the rest
                 logger.exception("a batch of sessions could not be scored")
