@@ -263,6 +263,9 @@ PZ_RETENTION_DAYS = env.int("PZ_RETENTION_DAYS", default=395)
 # With REDIS_URL the collector appends to a Redis Stream and `manage.py consume_events` processes
 # it; set this to process in the request instead (one transport less, slower collector).
 PZ_PROCESS_EVENTS_IN_PROCESS = env.bool("PZ_PROCESS_EVENTS_IN_PROCESS", default=False)
+# With the stream, the platform's own events (each answer's exposure) wait in the process at most
+# this long, and are appended together (see tracking.internal_events).
+PZ_INTERNAL_EVENTS_FLUSH_MS = env.int("PZ_INTERNAL_EVENTS_FLUSH_MS", default=50)
 
 # --- Recommenders ----------------------------------------------------------------------------------
 # Where trained models are written (one folder per version, NumPy files that serving processes

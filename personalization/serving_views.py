@@ -6,7 +6,6 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -26,7 +25,7 @@ from tracking.authentication import (
     cors_headers,
     user_token_valid,
 )
-from tracking.ingestion import events_ingest
+from tracking.internal_events import internal_event_send
 from tracking.user_agents import describe_user_agent
 
 PUBLIC_MAX_AGE = 60
@@ -248,14 +247,7 @@ class RecommendationsView(APIView):
             )
         except UnknownPlacement as exc:
             raise exceptions.ValidationError({"placement": [str(exc)]}) from exc
-        events_ingest(
-            source_id=source.pk,
-            # As JSON, so it takes the collector's fast path (decoded straight into its checked form).
-            raw_events=[msgspec.Raw(msgspec.json.encode(exposure_event(served, subject)))],
-            meta=meta,
-            received_at=timezone.now(),
-            internal=True,
-        )
+        internal_event_send(source_id=source.pk, event=exposure_event(served, subject), meta=meta)
         # Encoded here rather than by DRF's renderer and content negotiation: the answer is JSON only.
         response = HttpResponse(msgspec.json.encode(answer_body(served)), content_type="application/json")
         response["Cache-Control"] = (

@@ -88,6 +88,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _empty_cache() -> Iterator[None]:
     cache.clear()
     yield
+    if settings.REDIS_URL:  # the exposures this test's answers left to append go with the rest
+        from tracking.internal_events import internal_events_flush
+
+        assert internal_events_flush()
     cache.clear()
 
 
@@ -140,13 +144,17 @@ def write_online_retail(path: Path, rows: list[str]) -> Path:
 
 @pytest.fixture
 def drain() -> Callable[[], int]:
-    """Process what the collector appended to the stream (with Redis), as a consumer would; in the
-    embedded configuration the collector already processed it. Returns the events stored now."""
+    """Process what the collector appended to the stream (with Redis), as a consumer would, and the
+    exposures this process has yet to append (``tracking.internal_events``); in the embedded
+    configuration the collector already processed them. Returns the events stored now."""
 
     def run() -> int:
         if not settings.REDIS_URL:
             return 0
         from tracking.consumer import consume_available
+        from tracking.internal_events import internal_events_flush
+
+        assert internal_events_flush()
 
         return consume_available(name="test-consumer").stored
 

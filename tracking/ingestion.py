@@ -232,7 +232,7 @@ def events_ingest(
     # With the stream, decide on the consent states this process last read for these people, and
     # append only if Redis still holds them (one round trip); when one changed, or was never read
     # here, read them (a second round trip) and decide again.
-    foreseen = consent_gate_foreseen(subjects_seen, "analytics") if _streaming() and not gpc else None
+    foreseen = consent_gate_foreseen(subjects_seen, "analytics") if streaming() and not gpc else None
     if foreseen is not None and len(foreseen.expected) <= MAX_FORESEEN_KEYS:
         batch = batch_for(foreseen.gates)
         if batch is None or stream.stream_append_if_unchanged(batch, foreseen.expected):
@@ -294,13 +294,13 @@ def _admitted(
 MAX_FORESEEN_KEYS = 2000
 
 
-def _streaming() -> bool:
+def streaming() -> bool:
     return bool(settings.REDIS_URL) and not settings.PZ_PROCESS_EVENTS_IN_PROCESS
 
 
 def hand_over(batch: Mapping[str, Any]) -> int | None:
     """The transport: the Redis Stream when configured (a consumer processes it), else in-process."""
-    if _streaming():
+    if streaming():
         stream.stream_append(batch)
         return None
     from tracking.processing import batches_process
