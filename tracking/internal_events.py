@@ -11,15 +11,17 @@ gathered too few to gain anything. The events go through the collector's path
 appended in one atomic step. Each event carries its request's address and user agent, and the
 time it was sent, so batching changes nothing of what is stored.
 
-The trade: an event reaches the stream a few milliseconds after its answer, and the events still in
-the buffer when a process is killed are lost (a process that exits flushes them). If the stream
-cannot be reached, they are kept and tried again each second, up to ``MAX_WAITING``; beyond that
-the oldest are dropped, and logged. Without the stream (the embedded configuration, or
-``PZ_PROCESS_EVENTS_IN_PROCESS``) each event is processed at once, in the request, as before.
+The trade: an event reaches the stream up to ``PZ_INTERNAL_EVENTS_FLUSH_MS`` after its answer,
+and the events still in the buffer when a process is killed are lost (one that exits, a granian
+worker included, flushes them). If the stream cannot be reached, they are kept and tried again
+each second, up to ``MAX_WAITING``; beyond that the oldest are dropped, and logged. Without the
+stream (the embedded configuration, or ``PZ_PROCESS_EVENTS_IN_PROCESS``) each event is processed
+at once, in the request, as before.
 """
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -64,6 +66,9 @@ class _Buffer:
             if self.thread is None:
                 self.thread = threading.Thread(target=self.run, name="pz-internal-events", daemon=True)
                 self.thread.start()
+                # At exit, besides atexit: a worker that multiprocessing started (granian's) leaves
+                # through os._exit, which skips atexit, and runs the finalizers registered in it.
+                multiprocessing.util.Finalize(None, internal_events_flush, exitpriority=10)
 
     def run(self) -> None:
         period = settings.PZ_INTERNAL_EVENTS_FLUSH_MS / 1000

@@ -2,6 +2,9 @@
 of the process (``tracking.internal_events``): stored as if ingested at once, gated on consent the
 same way, and kept while the stream cannot be reached."""
 
+import os
+import subprocess
+import sys
 import time
 from datetime import datetime
 from typing import Any
@@ -13,6 +16,7 @@ from django.utils import timezone
 
 from consent.services import consent_record
 from consent.subjects import Subject
+from tests.conftest import ROOT
 from tracking import internal_events, stream
 from tracking.ingestion import events_ingest
 from tracking.internal_events import internal_event_send, internal_events_dropped, internal_events_flush
@@ -100,3 +104,33 @@ def test_events_wait_while_the_stream_is_unreachable_and_the_oldest_go_past_the_
     settings.REDIS_URL = reachable
     assert internal_events_flush()
     assert [event["messageId"] for event in stored()] == ["m2", "m3", "m4"]
+
+
+def test_a_server_worker_that_stops_appends_what_waits(watched: Subject) -> None:
+    """granian's workers are multiprocessing processes, which leave through ``os._exit``: atexit
+    never runs there, so the buffer is flushed by multiprocessing's own finalizers."""
+    database = settings.DATABASES["default"]
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    script = (
+        "import django, multiprocessing; django.setup()\n"
+        "from tracking.internal_events import internal_event_send\n"
+        "def worker():\n"
+        "    for n in range(3):\n"
+        "        event = {'type': 'track', 'event': 'Recommendations Served', 'messageId': f'w{n}',\n"
+        "                 'anonymousId': 'stranger', 'context': {'pz': {'internal': 'exposure'}}}\n"
+        f"        internal_event_send(source_id=1, event=event, meta={META!r})\n"
+        "process = multiprocessing.get_context('fork').Process(target=worker)\n"
+        "process.start(); process.join()\n"
+        "raise SystemExit(process.exitcode)\n"
+    )
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": url,
+        "PZ_INTERNAL_EVENTS_FLUSH_MS": "600000",  # nothing appended by the thread's period
+    }
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment, check=True, timeout=120)
+    entries: Any = stream.client().xrange(stream.STREAM)
+    batches = [msgspec.json.decode(fields[b"b"]) for _, fields in entries]
+    # the stranger gave no analytics consent: the three are counted as dropped, as at once
+    assert [(batch["events"], batch["dropped"]) for batch in batches] == [([], {"no_consent": 3})]
