@@ -136,7 +136,8 @@ def internal_event_send(*, source_id: int, event: Mapping[str, Any], meta: Mappi
         )
         return
     facts = request_facts(dict(meta), settings.PZ_TRUSTED_PROXIES)
-    context = {**event.get("context", {}), "ip": facts["ip_address"], "userAgent": facts["user_agent"]}
+    # The request's facts, unless the event gives its own (as ``events_ingest`` prefers them).
+    context = {"ip": facts["ip_address"], "userAgent": facts["user_agent"], **event.get("context", {})}
     sent = {"timestamp": datetime.now(UTC).isoformat(), **event, "context": context}
     _buffer.started()
     # As JSON, so that it takes the collector's fast path (decoded straight into its checked form).
