@@ -250,6 +250,22 @@ def measure_browsing(
     return result
 
 
+Requests = tuple[list[str], dict[str, str]]  # the paths a case cycles through, and its headers
+
+
+def case_requests(write_key: str, secret_key: str, customers: list[str]) -> dict[str, Requests]:
+    """Each case's requests, by its short name (``setup``'s customers: returning ones first)."""
+    bearer = {"Authorization": f"Bearer {secret_key}"}
+    api = "/api/v1/recommendations?placement=home"
+    return {
+        "bare": (["/bench/bare"], {}),
+        "floor": ([f"/bench/floor?userId={c}" for c in customers[:1000]], {}),
+        "returning": ([f"{api}&userId={c}" for c in customers[:1000]], bearer),
+        "session": ([f"{api}&userId={c}" for c in customers[1000:]], bearer),
+        "anonymous": ([f"{api}&anonymousId=b{n}&writeKey={write_key}" for n in range(2000)], {}),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=15)
@@ -266,25 +282,14 @@ def main() -> None:
     options = parser.parse_args()
     write_key, secret_key, customers = setup(options.skip_load)
     subprocess.run(["redis-cli", "-n", "12", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
+    requests = case_requests(write_key, secret_key, customers)
     cases = {
-        "bare view (baseline)": (["/bench/bare"], {}),
-        FLOOR: ([f"/bench/floor?userId={c}" for c in customers[:1000]], {}),
-        "personalized (userId, secret key)": (
-            [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[:1000]],
-            {"Authorization": f"Bearer {secret_key}"},
-        ),
-        "personalized, with a session": (
-            [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[1000:]],
-            {"Authorization": f"Bearer {secret_key}"},
-        ),
-        BROWSING: (
-            [f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[1000:]],
-            {"Authorization": f"Bearer {secret_key}"},
-        ),
-        "anonymous (no consent, write key)": (
-            [f"/api/v1/recommendations?placement=home&anonymousId=b{n}&writeKey={write_key}" for n in range(2000)],
-            {},
-        ),
+        "bare view (baseline)": requests["bare"],
+        FLOOR: requests["floor"],
+        "personalized (userId, secret key)": requests["returning"],
+        "personalized, with a session": requests["session"],
+        BROWSING: requests["session"],
+        "anonymous (no consent, write key)": requests["anonymous"],
     }
     if options.case:
         names = {

@@ -47,17 +47,7 @@ def main() -> None:
     options = parser.parse_args()
     write_key, secret_key, customers = serve.setup(skip_load=True)
     subprocess.run(["redis-cli", "-n", "12", "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
-    bearer = {"Authorization": f"Bearer {secret_key}"}
-    paths, headers = {
-        "returning": ([f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[:1000]], bearer),
-        "session": ([f"/api/v1/recommendations?placement=home&userId={c}" for c in customers[1000:]], bearer),
-        "anonymous": (
-            [f"/api/v1/recommendations?placement=home&anonymousId=b{n}&writeKey={write_key}" for n in range(2000)],
-            {},
-        ),
-        "floor": ([f"/bench/floor?userId={c}" for c in customers[:1000]], {}),
-        "bare": (["/bench/bare"], {}),
-    }[options.case]
+    paths, headers = serve.case_requests(write_key, secret_key, customers)[options.case]
     server = load.granian(serve.PORT, serve.ENVIRONMENT)
     try:
         if options.case == "session":  # their session lists scored, then the scorer stopped
