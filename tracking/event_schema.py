@@ -242,6 +242,13 @@ def subject_ids(event: Envelope) -> tuple[str, str]:
     return _text(event.userId), _text(event.anonymousId)
 
 
+def platform_event(event: Mapping[str, Any]) -> bool:
+    """Logged by the platform itself (the recommendation API's exposures), not by the visitor: the
+    collector strips ``context.pz.internal`` from anyone else's events."""
+    pz = (event.get("context") or {}).get("pz")
+    return isinstance(pz, dict) and pz.get("internal") == "exposure"
+
+
 def product_key(values: Mapping[str, Any]) -> str:
     """The catalog key of a product in an event: its ``product_id``, else its ``sku`` (the platform's
     catalog identifies products by the shop's SKU; send it as product_id)."""

@@ -38,23 +38,29 @@ ENTRY_PROFILE_PREFIX = b'["profile",'  # how every profile's entry starts (``ent
 CHANGED_SESSIONS = "live:changed-sessions"  # profile keys (see ``sessions_mark``)
 CHANGED_SESSIONS_SECONDS = 3_600
 LIVE_JSONS = ("recently_viewed", "cart", "category_affinity", "brand_affinity")
-LIVE_COLUMNS = (*LIVE_JSONS, "orders", "last_seen_at")  # of a profile's entry, in this order
+LIVE_COLUMNS = (*LIVE_JSONS, "orders", "last_seen_at", "sessions")  # of a profile's entry, in this order
 
 
 def mirrored() -> bool:
     return bool(settings.REDIS_URL)
 
 
-def entry_of_profile(jsons: Sequence[Any], orders: int, last_seen_at: datetime | None) -> bytes:
+def entry_of_profile(jsons: Sequence[Any], orders: int, last_seen_at: datetime | None, sessions: int) -> bytes:
     """The entry of a profile: its ``LIVE_JSONS`` columns (decoded values, or the JSON texts
-    PostgreSQL sent as ``msgspec.Raw``), its orders and when it was last seen."""
-    return msgspec.json.encode(["profile", *jsons, orders, last_seen_at.isoformat() if last_seen_at else None])
+    PostgreSQL sent as ``msgspec.Raw``), its orders, when it was last seen and its sessions."""
+    return msgspec.json.encode(
+        ["profile", *jsons, orders, last_seen_at.isoformat() if last_seen_at else None, sessions]
+    )
 
 
 def profile_columns(entry: Sequence[Any]) -> tuple[Any, ...]:
-    """The ``LIVE_COLUMNS`` of a profile's entry (decoded), as the database has them."""
-    *columns, last_seen_at = entry[1:]
-    return (*columns, datetime.fromisoformat(last_seen_at) if last_seen_at else None)
+    """The ``LIVE_COLUMNS`` of a profile's entry (decoded), as the database has them. An entry
+    written before the sessions were mirrored has them as None (it is rewritten within a day)."""
+    columns = list(entry[1:])
+    if len(columns) == len(LIVE_COLUMNS) - 1:
+        columns.append(None)
+    *rest, last_seen_at, sessions = columns
+    return (*rest, datetime.fromisoformat(last_seen_at) if last_seen_at else None, sessions)
 
 
 def entry_of_pointer(target_key: str) -> bytes:

@@ -30,7 +30,7 @@ from consent.selectors import linked_users
 from consent.services import subject_link
 from personalization.selectors import products_by_skus
 from personalization.services.exposures import outcomes_record
-from tracking.event_schema import PRODUCT_EVENTS, product_key
+from tracking.event_schema import PRODUCT_EVENTS, platform_event, product_key
 from tracking.models import Event, IngestCount, Order, ProcessedBatch
 from tracking.profile_rules import WEIGHTS, add_affinity, assign_session, cart_change, push_recent
 from tracking.profile_store import LockedProfiles, ProfileRow, postgres_fast_path
@@ -71,12 +71,15 @@ def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
     stored: list[tuple[int, dict[str, Any]]] = []
     if unique:
         # Lock the visitors' profiles first: every copy of an event belongs to the same visitor, so
-        # once locked, what is already stored cannot change under us.
-        links, profiles = _lock_profiles([event for _, event in unique.values()])
+        # once locked, what is already stored cannot change under us. The platform's own events
+        # (exposures) change no profile and lock none: a copy stored meanwhile by another consumer
+        # (a redelivery) makes the unique index refuse the insert, and the batch is retried.
+        visitors = [event for _, event in unique.values() if not platform_event(event)]
+        links, profiles = _lock_profiles(visitors) if visitors else ({}, None)
         existing = _stored_keys(list(unique))
         stored = [row for key, row in unique.items() if key not in existing]
         if stored:
-            sessions = _apply(stored, links, profiles)
+            sessions = _apply(stored, links, profiles) if profiles is not None else {}
             _insert_events(stored, sessions)
             outcomes_record([event for _, event in stored])
     _count(batches, {(source_id, event["messageId"]) for source_id, event in stored})
@@ -219,6 +222,8 @@ def _apply(
     customers: dict[str, CustomerIn] = {}
 
     for source_id, event in stored:
+        if platform_event(event):  # what was shown to the visitor is not something they did
+            continue
         when = datetime.fromisoformat(event["timestamp"])
         if event["type"] in ("identify", "alias"):
             _stitch(event, links, profiles, customers)

@@ -204,7 +204,7 @@ class LockedProfiles:
                     entries[row.key] = live_mirror.entry_of_pointer(target)
                 continue
             jsons = [_json_value(row, name) for name in live_mirror.LIVE_JSONS]
-            entries[row.key] = live_mirror.entry_of_profile(jsons, row.orders, row.last_seen_at)
+            entries[row.key] = live_mirror.entry_of_profile(jsons, row.orders, row.last_seen_at, row.sessions)
         return entries
 
 

@@ -15,7 +15,7 @@ from config import sql
 from tracking import live_mirror
 from tracking.event_schema import product_key
 from tracking.models import Customer, Event, Order, OrderLine, Profile, Source
-from tracking.profile_rules import decayed
+from tracking.profile_rules import SESSION_GAP, decayed
 
 
 def source_for_secret_key(*, digest: str) -> Source | None:
@@ -180,6 +180,16 @@ class LiveProfile:
     brand_affinity: dict[str, float]
     orders: int
     last_seen_at: datetime | None
+    sessions: int | None  # None: read from a mirror entry written before they were mirrored
+
+    def returning(self, now: datetime) -> bool:
+        """Seen in an earlier session: this visit is not their first (a visitor back after the
+        session gap opens a new session with this request)."""
+        if self.last_seen_at is None:
+            return False
+        if self.sessions is None or now - self.last_seen_at > SESSION_GAP:
+            return True
+        return self.sessions > 1
 
 
 _LIVE_COLUMNS = live_mirror.LIVE_COLUMNS
@@ -223,7 +233,7 @@ def _from_database(keys: list[str]) -> dict[str, tuple[Any, ...]]:
                 entry = live_mirror.entry_of_pointer(target)
             entries[key] = entry
         live_mirror.mirror_write(entries, only_new=True)
-    return {row[0]: (*(msgspec.json.decode(value) for value in row[1:5]), *row[5:7]) for row in rows}
+    return {row[0]: (*(msgspec.json.decode(value) for value in row[1:5]), *row[5:8]) for row in rows}
 
 
 def live_profile(
@@ -242,7 +252,7 @@ def live_profile(
         columns = found.get(keys[0]) or (found.get(f"a:{anonymous_id}") if anonymous_id else None)
     if columns is None:
         return None
-    recently_viewed, cart, category_affinity, brand_affinity, orders, last_seen_at = columns
+    recently_viewed, cart, category_affinity, brand_affinity, orders, last_seen_at, sessions = columns
     now = time.time()
     return LiveProfile(
         recently_viewed=[str(sku) for sku in recently_viewed],
@@ -251,6 +261,7 @@ def live_profile(
         brand_affinity={k: decayed(score, since, now) for k, (score, since) in brand_affinity.items()},
         orders=orders,
         last_seen_at=last_seen_at,
+        sessions=sessions,
     )
 
 

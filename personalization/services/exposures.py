@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb, set_json_dumps
 
 from config import sql
 from personalization.models import Exposure, ExposureOutcome
+from tracking.event_schema import platform_event
 
 SERVED = "Recommendations Served"
 
@@ -199,15 +200,9 @@ def _followed(events: Sequence[Mapping[str, Any]]) -> list[ExposureOutcome]:
     return outcomes
 
 
-def _internal(event: Mapping[str, Any]) -> bool:
-    """Logged by the recommendation API itself (the collector strips this from anyone else's events)."""
-    pz = (event.get("context") or {}).get("pz")
-    return isinstance(pz, dict) and pz.get("internal") == "exposure"
-
-
 def outcomes_record(events: Sequence[Mapping[str, Any]]) -> None:
     """Record what a batch of newly stored events says about recommendations (see the module)."""
-    served = [e for e in events if e.get("event") == SERVED and _internal(e)]
+    served = [e for e in events if e.get("event") == SERVED and platform_event(e)]
     direct = [
         e
         for e in events

@@ -191,7 +191,7 @@ def serve_inside(
     from the mirror with their consent (``tracking.live_mirror``), if it was; ``listed``: their
     lists scored with their session (``personalization.session_lists``), as read with it."""
     situation = _situation(request, allowed, mirror_entries, listed)
-    campaign = campaign_choose([c.choice for c in spec.campaigns], visitor_facts(request, situation.visit), now)
+    campaign = campaign_choose([c.choice for c in spec.campaigns], visitor_facts(request, situation.visit, now), now)
     chosen = next((c for c in spec.campaigns if campaign is not None and c.id == campaign.id), None)
     if chosen is None:
         chosen = CampaignSpec(

@@ -5,6 +5,7 @@ slow); the recommenders behind them are in ``personalization.recommendations``."
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from personalization.campaign_rules import Candidate, VisitorFacts, in_category
@@ -15,10 +16,10 @@ from personalization.recommendations import Context, Ranked, Visit, rank_for_vis
 from personalization.serving.requests import ServeRequest, Situation
 
 
-def visitor_facts(request: ServeRequest, visit: Visit) -> VisitorFacts:
+def visitor_facts(request: ServeRequest, visit: Visit, now: datetime) -> VisitorFacts:
     profile = visit.profile if visit.personalization_allowed else None
     return VisitorFacts(
-        returning=profile is not None and (profile.last_seen_at is not None),
+        returning=profile is not None and profile.returning(now),
         orders=profile.orders if profile is not None else 0,
         country=request.country,
         device=request.device,

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ from personalization.serving_views import RecommendationParams, RecommendationQu
 from tests.conftest import ROOT
 from tests.personalization.history import FAST, GARDEN, KITCHEN, build_shop, train
 from tracking.authentication import user_token
-from tracking.models import Source
+from tracking.models import Event, Profile, Source
 from tracking.services import source_create
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -170,6 +171,59 @@ def test_the_highest_priority_campaign_for_the_audience_wins(client: Client, sho
         ask(client, shop, placement="home", anonymousId="a", country="FR").json()["campaign"]["name"]
         == "Recommended for you"
     )
+
+
+def test_a_visitor_is_new_for_their_whole_first_visit_and_returning_when_back(
+    client: Client, shop: dict[str, str], commit: Commit, drain: Callable[[], int]
+) -> None:
+    welcome = campaign_save(
+        campaign=Campaign(
+            placement=Placement.objects.get(key="home"),
+            name="Welcome",
+            strategy="trending",
+            priority=5,
+            audience_visitors=Campaign.Visitors.NEW,
+        ),
+        by="test",
+    )
+    now = timezone.now()
+
+    def visit(anonymous_id: str, *minutes_ago: int) -> str:
+        commit(
+            lambda: consent_record(
+                subject=Subject(anonymous_id=anonymous_id),
+                choices={"analytics": True, "personalization": True},
+                source="banner",
+            )
+        )
+        events = [
+            {
+                "type": "page",
+                "anonymousId": anonymous_id,
+                "messageId": f"{anonymous_id}-{m}",
+                "timestamp": (now - timedelta(minutes=m)).isoformat(),
+            }
+            for m in minutes_ago
+        ]
+        response = client.post(
+            "/v1/batch", {"batch": events, "writeKey": shop["writeKey"]}, content_type="application/json"
+        )
+        assert response.json()["accepted"] == len(events)
+        drain()
+        for _ in range(3):  # the answers' exposures are not the visitor's doing: they change nothing
+            answer = ask(client, shop, placement="home", anonymousId=anonymous_id).json()
+            drain()
+        return str(answer["campaign"]["name"])
+
+    assert visit("first-visit", 25, 10, 1) == welcome.name  # one session, however many pages
+    assert visit("back-today", 300, 2) == "Recommended for you"  # a session before this one
+    assert visit("back-now", 45) == "Recommended for you"  # this answer opens their second session
+    profile = Profile.objects.get(key="a:first-visit")
+    assert (profile.sessions, profile.page_views) == (1, 3)
+    assert profile.last_seen_at is not None
+    assert abs(profile.last_seen_at - (now - timedelta(minutes=1))) < timedelta(seconds=1)  # not the answers' time
+    assert set(Exposure.objects.filter(anonymous_id="first-visit").values_list("placement", flat=True)) == {"home"}
+    assert not Event.objects.filter(event="Recommendations Served").exclude(session_id="").exists()
 
 
 def test_an_empty_strategy_hands_over_to_the_next(client: Client, shop: dict[str, str], strategy: Any) -> None:

@@ -3,8 +3,10 @@ written by the consumer, filled from the database only where empty, pointers for
 first-time visitors answered without a query, and erased with the person."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from django.test import Client
 
@@ -80,7 +82,7 @@ def test_the_consumer_writes_the_mirror_and_serving_reads_it_without_a_query(
     assert set(by_browser.category_affinity) == set(by_person.category_affinity) != set()  # decayed to each moment
 
     # what the database says fills the mirror only where it has nothing: never over a consumer's write
-    stale = live_mirror.entry_of_profile([[], {}, {}, {}], 0, None)
+    stale = live_mirror.entry_of_profile([[], {}, {}, {}], 0, None, 0)
     live_mirror.mirror_write({"u:user-9": stale}, only_new=True)
     assert live_profile(user_id="user-9").recently_viewed == ["HOLDER", "MUG"]  # type: ignore[union-attr]
 
@@ -113,3 +115,20 @@ def test_the_mirror_is_read_with_the_consent_state_in_one_round_trip(
     assert live_mirror.decoded(read) == live_mirror.mirror_read(keys) != [None]
     profile = live_profile(anonymous_id="anon-3", mirror_entries=read)
     assert profile is not None and profile.recently_viewed == ["MUG"] and reads == []
+
+
+@pytest.mark.skipif(not live_mirror.mirrored(), reason="the mirror lives in Redis")
+def test_an_entry_written_before_sessions_were_mirrored_still_serves() -> None:
+    """Entries of the earlier format (without the sessions) live up to a day after an upgrade:
+    the profile is read from them, and the visitor counts as returning, as it did then."""
+    seen = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    current = live_mirror.entry_of_profile([["MUG"], {}, {}, {}], 1, seen, 1)
+    earlier = msgspec.json.encode(msgspec.json.decode(current)[:-1])
+    live_mirror.mirror_write({"u:old": earlier, "u:new": current})
+    old, new = live_profile(user_id="old"), live_profile(user_id="new")
+    assert old is not None and new is not None
+    assert (old.recently_viewed, old.orders, old.last_seen_at, old.sessions) == (["MUG"], 1, seen, None)
+    assert new.sessions == 1
+    in_that_session = seen + timedelta(minutes=10)
+    assert old.returning(in_that_session) and not new.returning(in_that_session)
+    assert new.returning(seen + timedelta(hours=2))  # back after the session gap
