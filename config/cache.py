@@ -6,6 +6,7 @@ which dominated the collector's per-request cost. A redis.Redis object is thread
 no state beyond its pool, so one per pool serves every call.
 """
 
+import hashlib
 import re
 from collections.abc import Iterator
 from typing import Any, cast
@@ -44,15 +45,20 @@ return #KEYS
 
 _SET_MANY_WHERE = """
 local n = #KEYS / 2
-local written = 0
+local written, changed = 0, {}
 for i = 1, n do
   local guard = redis.call('GET', KEYS[n + i])
   if guard and string.sub(guard, 1, #ARGV[2]) == ARGV[2] then
-    redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ARGV[1])
-    written = written + 1
+    local expected = ARGV[n + i + 2]
+    if expected == '' or redis.sha1hex(guard) == expected then
+      redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ARGV[1])
+      written = written + 1
+    else
+      changed[#changed + 1] = i - 1
+    end
   end
 end
-return written
+return {written, changed}
 """
 
 
@@ -74,15 +80,28 @@ class RedisCache(django_redis.RedisCache):
         values: list[Any] = client.mget([self.make_key(key) for key in keys])
         return values
 
-    def set_many_raw_where(self, values: dict[str, bytes], guards: list[str], prefix: bytes, timeout: int) -> int:
+    def set_many_raw_where(
+        self,
+        values: dict[str, bytes],
+        guards: list[str],
+        prefix: bytes,
+        timeout: int,
+        expected: list[bytes | None] | None = None,
+    ) -> tuple[int, list[int]]:
         """Store bytes under keys as ``set_many_raw`` does, each only where the value under its
-        guard key (the same position in ``guards``) starts with ``prefix``; checked and written in
-        one script, so nothing deletes a guard in between. Returns how many were written."""
+        guard key (the same position in ``guards``) starts with ``prefix`` and, where ``expected``
+        gives one, is still exactly that value; checked and written in one script, so nothing
+        changes a guard in between. Returns how many were written, and the positions whose guard
+        had the prefix but another value than expected."""
         if not values:
-            return 0
+            return 0, []
         script = self._script(_SET_MANY_WHERE)
         keys = [self.make_key(key) for key in [*values, *guards]]
-        return int(script(keys=keys, args=[timeout, prefix, *values.values()]))
+        # Redis's own SHA-1 (redis.sha1hex) is what the script can compare with: an equality check.
+        wanted = expected or [None] * len(values)
+        digests = [hashlib.sha1(v, usedforsecurity=False).hexdigest() if v is not None else "" for v in wanted]
+        written, changed = script(keys=keys, args=[timeout, prefix, *values.values(), *digests])
+        return int(written), [int(position) for position in changed]
 
     def set_add(self, key: str, members: list[str], timeout: int) -> None:
         """Add members to the Redis set under ``key``, which expires ``timeout`` seconds from now

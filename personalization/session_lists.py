@@ -19,7 +19,9 @@ than they ask. So, with Redis:
    and the context; scored live when the filters leave too few). Otherwise (a view not scored
    yet, another model), it scores live as before. A list is never served for inputs it was not
    scored from.
-4. An erasure deletes them; an export lists them (registered in ``personalization.apps``).
+4. A list is stored only if the visitor's profile in the mirror is still the one it was scored
+   from (``lists_write``): two scorers can't leave an older list over a newer one.
+   An erasure deletes them; an export lists them (registered in ``personalization.apps``).
 5. When another model version is activated, or an erasure rewrites the active one, no stored list
    matches any more. The first ``score_sessions`` to see the new model notes every visitor who
    has a list as if their session had changed (``services.session_lists_renew``), and they are
@@ -91,16 +93,25 @@ def matching(entries: Sequence[bytes | None], fingerprint: bytes) -> TopLists | 
     return None
 
 
-def lists_write(entries: Mapping[str, bytes]) -> int:
+def lists_write(entries: Mapping[str, bytes], scored_from: Mapping[str, bytes | None] | None = None) -> int:
     """Store lists by profile key (one round trip), each only while the live mirror holds that
     profile: an erasure that deleted it after the list was scored, or a profile merged into
-    another meanwhile, leaves no list behind. Returns how many were stored."""
+    another meanwhile, leaves no list behind. ``scored_from``: the mirror entry each list was
+    scored from. A list whose profile has changed since is not stored (a slower scorer must not
+    put back a list older than the one another scorer stored meanwhile); its visitor is noted
+    to be scored again, with what they are now. Returns how many were stored."""
     if not entries:
         return 0
     keys = list(entries)
     prefixed = dict(zip(cache_keys(keys), entries.values(), strict=True))
     guards = live_mirror.cache_keys(keys)
-    return redis_cache().set_many_raw_where(prefixed, guards, live_mirror.ENTRY_PROFILE_PREFIX, LIST_SECONDS)
+    expected = [(scored_from or {}).get(key) for key in keys]
+    written, changed = redis_cache().set_many_raw_where(
+        prefixed, guards, live_mirror.ENTRY_PROFILE_PREFIX, LIST_SECONDS, expected
+    )
+    if changed:
+        live_mirror.sessions_mark([keys[position] for position in changed])
+    return written
 
 
 def lists_read(profile_keys: Sequence[str]) -> list[bytes | None]:

@@ -35,7 +35,10 @@ def session_lists_score(*, profile_keys: list[str]) -> int:
     subjects = {key: _subject_of(key) for key in keys}
     # One MGET for the live profiles (a pointer to a merged profile costs one more).
     inputs = {}
+    scored_from: dict[str, bytes | None] = {}
     for key, entry in zip(keys, live_mirror.mirror_read_raw(keys), strict=True):
+        # The entry the list is scored from, if it is the profile's own (else the write checks less).
+        scored_from[key] = entry if entry is not None and entry.startswith(live_mirror.ENTRY_PROFILE_PREFIX) else None
         subject = subjects[key]
         profile = live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id, mirror_entries=[entry])
         row, weights, country = scoring_inputs(model, subject, profile)
@@ -52,7 +55,7 @@ def session_lists_score(*, profile_keys: list[str]) -> int:
     for start in range(0, len(wanted), BATCH):
         chunk = wanted[start : start + BATCH]
         stored.update(_scored(model, {key: scored[key] for key in chunk}))
-    return session_lists.lists_write(stored)
+    return session_lists.lists_write(stored, scored_from)
 
 
 def _scored(model: LoadedModel, inputs: dict[str, tuple[int, dict[int, float], str]]) -> dict[str, bytes]:

@@ -28,3 +28,21 @@ def test_swap_answers_what_the_key_held() -> None:
     assert cache.swap("swapped", b"2:0") == b"1:0"
     assert cache.swap("swapped", b"2:0") == b"2:0"
     cache.delete("swapped")
+
+
+def test_set_many_raw_where_writes_only_under_the_guards_expected() -> None:
+    cache = redis_cache()
+    cache.set_many_raw({"guard:a": b"P:one", "guard:b": b"P:two", "guard:c": b"X:three"}, 60)
+    cache.delete_many(["value:a", "value:b", "value:c", "value:d"])
+    written, changed = cache.set_many_raw_where(
+        {"value:a": b"1", "value:b": b"2", "value:c": b"3", "value:d": b"4"},
+        ["guard:a", "guard:b", "guard:c", "guard:d"],
+        b"P:",
+        60,
+        [b"P:one", b"P:was-two", None, None],
+    )
+    # a: as expected; b: has the prefix but changed; c: no prefix; d: no guard at all
+    assert (written, changed) == (1, [1])
+    assert cache.get_many_raw(["value:a", "value:b", "value:c", "value:d"]) == [b"1", None, None, None]
+    assert cache.set_many_raw_where({"value:b": b"2"}, ["guard:b"], b"P:", 60) == (1, [])  # the prefix only
+    cache.delete_many(["guard:a", "guard:b", "guard:c", "value:a", "value:b"])

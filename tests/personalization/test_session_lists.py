@@ -228,3 +228,34 @@ def test_an_erasure_while_a_batch_is_scored_leaves_no_list(
     assert session_lists_score(profile_keys=["u:k1", "a:browser-7"]) == 1
     assert session_lists.lists_read(["u:k1", "a:browser-7"])[0] is None
     assert session_lists.lists_read(["a:browser-7"])[0] is not None
+
+
+def test_a_slower_scorer_does_not_put_back_an_older_list(
+    browsing: LoadedModel, monkeypatch: pytest.MonkeyPatch, client: Client, drain: Callable[[], int]
+) -> None:
+    """Two scorers: one reads a visitor, who then views more; another scores them with that view
+    and stores its list; the first one's list, scored from the visit before, arrives last. It is
+    not stored over the newer one, and the visitor is noted to be scored again."""
+    from personalization.services import session_lists as scoring
+
+    model = browsing
+    subject = Subject(anonymous_id="browser-7")
+    live_mirror.sessions_take(100)
+    asked = scoring.consent_allows_each
+    overtaken: list[bool] = []
+
+    def overtaken_meanwhile(*args: Any, **kwargs: Any) -> set[Subject]:
+        allowed = asked(*args, **kwargs)
+        if not overtaken:  # the other scorer, while this one scores the visit before
+            overtaken.append(True)
+            view(client, drain, "browser-7", "K1", "K3")
+            assert session_lists_score(profile_keys=["a:browser-7"]) == 1
+            assert live_mirror.sessions_take(100) == ["a:browser-7"]  # the view's note, taken
+        return allowed
+
+    monkeypatch.setattr(scoring, "consent_allows_each", overtaken_meanwhile)
+    assert session_lists_score(profile_keys=["a:browser-7"]) == 0  # the slower one stores nothing
+    newer = listed(model, subject, Context(), 5)
+    assert newer is not None  # the list of the visit as it is now is the one stored
+    assert newer.rows == rank_for_visitor(subject, Context(), 5, visit=visit(subject, lists=False)).rows
+    assert live_mirror.sessions_take(100) == ["a:browser-7"]  # and it is scored again, to be sure
