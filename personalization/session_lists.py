@@ -13,7 +13,8 @@ than they ask. So, with Redis:
    and leading parts. The list sits beside the live mirror's entry, under ``slist:<profile key>``.
    It is stored with a fingerprint of everything the scores depend on
    (``recommendations.session_fingerprint``): the model version and revision, the person's row,
-   the session's item weights, and the country.
+   the session's item weights, and the country: the person's own, or the one their requests
+   ask with, which serving notes (``country_note``) the first time it sees it.
 3. Serving reads these entries in the consent's round trip. If a fingerprint matches what it would
    score with now, it serves that list as it serves the precomputed one (filtered by the catalog
    and the context; scored live when the filters leave too few). Otherwise (a view not scored
@@ -45,6 +46,7 @@ from personalization.recommenders.hybrid import TopLists
 from tracking import live_mirror
 
 PREFIX = "slist:"
+COUNTRY_PREFIX = "slist-country:"  # the country a visitor's requests ask with (``country_note``)
 MODEL_KEY = "slist-model"  # the model (version:revision) the lists were last renewed for
 LIST_SECONDS = live_mirror.MIRROR_SECONDS
 FINGERPRINT_BYTES = 16
@@ -114,6 +116,27 @@ def lists_write(entries: Mapping[str, bytes], scored_from: Mapping[str, bytes | 
     return written
 
 
+def country_keys(profile_keys: Sequence[str]) -> list[str]:
+    """The cache keys of the countries noted for these profiles (to read them along with others)."""
+    return [COUNTRY_PREFIX + key for key in profile_keys]
+
+
+def country_note(profile_key: str, country: str) -> None:
+    """Note that this visitor's requests ask with this country (a shop's widgets may pass one):
+    their lists are scored with it from now on, and they are noted to be scored again now. A
+    list scored with their own country would never match such a request (the country is part of
+    the fingerprint), and they would be scored live on every one."""
+    redis_cache().set_many_raw({COUNTRY_PREFIX + profile_key: country.encode()}, LIST_SECONDS)
+    live_mirror.sessions_mark([profile_key])
+
+
+def countries_read(profile_keys: Sequence[str]) -> list[str]:
+    """The country noted for each of these profiles ("" where none is)."""
+    if not live_mirror.mirrored() or not profile_keys:
+        return [""] * len(profile_keys)
+    return [(value or b"").decode() for value in redis_cache().get_many_raw(country_keys(profile_keys))]
+
+
 def lists_read(profile_keys: Sequence[str]) -> list[bytes | None]:
     return redis_cache().get_many_raw(cache_keys(profile_keys)) if live_mirror.mirrored() and profile_keys else []
 
@@ -130,8 +153,9 @@ def model_note(version_id: int, revision: int) -> bool:
     return redis_cache().swap(MODEL_KEY, noted) != noted
 
 
-def lists_forget(profile_keys: Iterable[str]) -> None:
-    keys = cache_keys(list(profile_keys))
+def lists_forget(profile_keys: Iterable[str], *, countries_of: Iterable[str] = ()) -> None:
+    """Delete these profiles' lists, and the countries noted for those of ``countries_of`` (one round trip)."""
+    keys = cache_keys(list(profile_keys)) + country_keys(list(countries_of))
     if live_mirror.mirrored() and keys:
         cache.delete_many(keys)
 
@@ -147,6 +171,7 @@ def subject_export(identities: Identities) -> dict[str, Any]:
     keys = _profile_keys(identities)
     model = active_model() if keys and live_mirror.mirrored() else None
     lists = []
+    countries = dict(zip(keys, countries_read(keys), strict=True))
     for key, entry in zip(keys, lists_read(keys), strict=False):
         if entry is None:
             continue
@@ -161,11 +186,13 @@ def subject_export(identities: Identities) -> dict[str, Any]:
                 "item_rows": [] if known else listed.rows.tolist(),
             }
         )
-    return {"session_lists": lists}
+    asked = [{"profile": key, "country": country} for key, country in countries.items() if country]
+    return {"session_lists": lists, "session_list_countries": asked}
 
 
 def subject_erase(identities: Identities) -> dict[str, int]:
     keys = _profile_keys(identities)
     found = sum(entry is not None for entry in lists_read(keys))
-    lists_forget(keys)
-    return {"session lists deleted": found}
+    countries = sum(bool(country) for country in countries_read(keys))
+    lists_forget(keys, countries_of=keys)
+    return {"session lists deleted": found, "session list countries deleted": countries}

@@ -33,7 +33,9 @@ def session_lists_score(*, profile_keys: list[str]) -> int:
         session_lists.lists_forget(keys)
         return 0
     subjects = {key: _subject_of(key) for key in keys}
-    # One MGET for the live profiles (a pointer to a merged profile costs one more).
+    # One MGET for the live profiles (a pointer to a merged profile costs one more), one for the
+    # countries their requests ask with, where a widget passes one (``session_lists.country_note``).
+    asked = dict(zip(keys, session_lists.countries_read(keys), strict=True))
     inputs = {}
     scored_from: dict[str, bytes | None] = {}
     for key, entry in zip(keys, live_mirror.mirror_read_raw(keys), strict=True):
@@ -41,7 +43,7 @@ def session_lists_score(*, profile_keys: list[str]) -> int:
         scored_from[key] = entry if entry is not None and entry.startswith(live_mirror.ENTRY_PROFILE_PREFIX) else None
         subject = subjects[key]
         profile = live_profile(user_id=subject.user_id, anonymous_id=subject.anonymous_id, mirror_entries=[entry])
-        row, weights, country = scoring_inputs(model, subject, profile)
+        row, weights, country = scoring_inputs(model, subject, profile, asked[key])
         if weights:
             inputs[key] = (row, weights, country)
     # As training asks (personalization.training): a known person's country is their jurisdiction.
@@ -49,7 +51,9 @@ def session_lists_score(*, profile_keys: list[str]) -> int:
     # From the consent cache, as serving asks (the database only for people not in it).
     allowed = consent_allows_each([subjects[key] for key in inputs], "personalization", jurisdictions=jurisdictions)
     scored = {key: value for key, value in inputs.items() if subjects[key] in allowed}
-    session_lists.lists_forget([key for key in keys if key not in scored])
+    # No list for those not scored; without consent, no country noted either.
+    refused = [key for key in inputs if key not in scored]
+    session_lists.lists_forget([key for key in keys if key not in scored], countries_of=refused)
     stored = {}
     wanted = list(scored)
     for start in range(0, len(wanted), BATCH):

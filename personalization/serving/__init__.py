@@ -226,8 +226,10 @@ def serve(request: ServeRequest) -> Served:
     mirrored = live_mirror.mirrored()
     profile_keys = live_mirror.profile_keys(subject.user_id, subject.anonymous_id) if mirrored else []
     list_keys = session_lists.cache_keys(profile_keys) if session_lists.enabled() else []
+    # A request with a country: the country the visitor's lists are scored with, too.
+    asked_keys = session_lists.country_keys(profile_keys[:1]) if list_keys and request.country else []
     key = _answer_key(request, spec)
-    along = [*live_mirror.cache_keys(profile_keys), *list_keys, key] if mirrored else []
+    along = [*live_mirror.cache_keys(profile_keys), *list_keys, *asked_keys, key] if mirrored else []
     read: list[bytes | None] = []
     allowed = consent_allows(
         subject=subject, purpose="personalization", jurisdiction=request.country or None, along=along, read=read
@@ -235,6 +237,13 @@ def serve(request: ServeRequest) -> Served:
     was_read = bool(along) and len(read) == len(along)
     mirror_entries = read[: len(profile_keys)] if profile_keys and was_read else None
     listed = read[len(profile_keys) : len(profile_keys) + len(list_keys)] if was_read else []
+    if allowed and asked_keys and was_read and read[-2] != request.country.encode():
+        # Once per visitor and country: from now on their lists are scored for the country they
+        # are asked with, so that they match (see session_lists.country_note). Not needed for this answer.
+        try:
+            session_lists.country_note(profile_keys[0], request.country)
+        except Exception:
+            logger.warning("could not note the country of %s's lists", profile_keys[0], exc_info=True)
     if not allowed:  # the answer does not depend on who asks: shared through the cache
         cached = _cached(_answer_entry(key, read[-1] if was_read else None, was_read))
         if cached is not None:

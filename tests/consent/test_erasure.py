@@ -24,6 +24,7 @@ from consent.registry import personal_data_stores
 from consent.selectors import consent_allows, identities_for, subject_hash, subject_suppressed
 from consent.services import consent_record, export_request_create, subject_erase, subject_link
 from consent.subjects import Subject
+from personalization import session_lists
 from personalization.model_store import HASH_BYTES, active_model
 from personalization.models import Exposure, ExposureOutcome
 from personalization.recommendations import recommendations_for_visitor
@@ -144,6 +145,8 @@ def seed_everything(
     assert version.counts["people"] == 1
     # the list scored with their session (their cart), ahead of their next request (with Redis)
     assert session_lists_score(profile_keys=[f"u:{USER}"]) == (1 if settings.REDIS_URL else 0)
+    if settings.REDIS_URL:  # and the country a widget asked for them with, noted beside it
+        session_lists.country_note(f"u:{USER}", "GB")
     # the demo shop: a session browsing as the customer (in the database and, cached_db, in the cache)
     client.post("/shop/customers/browse-as/", {"user_id": USER})
     session = client.session
@@ -235,7 +238,10 @@ def test_erasure_leaves_nothing_identifying_anywhere(
         "demo shop": {"demo shop sessions deleted": 1},
         "recommendation models": {"people removed from model versions": 1},
         "recommendation exposures": {"exposures anonymised": 1, "their outcomes kept without ids": 1},
-        "session recommendation lists": {"session lists deleted": 1 if settings.REDIS_URL else 0},
+        "session recommendation lists": {
+            "session lists deleted": 1 if settings.REDIS_URL else 0,
+            "session list countries deleted": 1 if settings.REDIS_URL else 0,
+        },
     }
     exposure = Exposure.objects.get(rec_id=REC_ID)  # the campaign's figures keep it, without ids
     assert (exposure.user_id, exposure.anonymous_id, exposure.outcomes.count()) == ("", "", 1)

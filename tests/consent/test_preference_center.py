@@ -136,7 +136,7 @@ def test_download_my_data(client: Client, django_capture_on_commit_callbacks: Dj
         "recommendation exposures",
         "session recommendation lists",
     }
-    assert document["stores"]["session recommendation lists"] == {"session_lists": []}
+    assert document["stores"]["session recommendation lists"] == {"session_lists": [], "session_list_countries": []}
     assert [
         (r["purpose"], r["choice"], r["ip_address_truncated"]) for r in document["stores"]["consent"]["consent_records"]
     ] == [("analytics", "granted", "203.0.113.0")]

@@ -475,3 +475,36 @@ def test_a_browsing_visitor_is_served_the_list_scored_with_their_session(
     session_lists.lists_write({"u:k1": session_lists.entry_of(fingerprint, model.version_id, backwards)})
     served = ask(client, shop, server, placement="home", userId="k1").json()
     assert skus_of(served) == [str(model.skus[row]) for row in backwards.rows[:4]] != skus_of(live)
+
+
+def test_a_widget_passing_a_country_has_the_visitors_lists_scored_for_it(
+    client: Client, shop: dict[str, str], commit: Commit, drain: Callable[[], int]
+) -> None:
+    """The first answer asked with a country notes it (once), the visitor is scored again for
+    it, and the next answers with that country are served from their stored list."""
+    home(limit=4, exclude_purchased=False)
+    visitor = Subject(anonymous_id="de-browser")
+    commit(
+        lambda: consent_record(subject=visitor, choices={"analytics": True, "personalization": True}, source="banner")
+    )
+    view = {"type": "track", "event": "Product Viewed", "anonymousId": "de-browser"}
+    events = [{**view, "messageId": f"de-view-{sku}", "properties": {"product_id": sku}} for sku in ("G3", "K2")]
+    client.post("/v1/batch", {"batch": events, "writeKey": shop["writeKey"]}, content_type="application/json")
+    drain()
+    assert session_lists_score_changed() == 1
+    first = ask(client, shop, placement="home", anonymousId="de-browser", country="de").json()
+    assert first["personalized"] and session_lists.countries_read(["a:de-browser"]) == ["DE"]
+    assert session_lists_score_changed() == 1  # scored again, for DE
+    ask(client, shop, placement="home", anonymousId="de-browser", country="DE")
+    assert session_lists_score_changed() == 0  # noted once
+    # what is served now is the stored list: the same list backwards is served backwards
+    (entry,) = session_lists.lists_read(["a:de-browser"])
+    assert entry is not None
+    fingerprint = entry[: session_lists.FINGERPRINT_BYTES]
+    stored = session_lists.matching([entry], fingerprint)
+    model = active_model()
+    assert stored is not None and model is not None
+    backwards = TopLists(stored.parts, stored.rows[::-1], stored.scores, stored.leading, stored.shares)
+    session_lists.lists_write({"a:de-browser": session_lists.entry_of(fingerprint, model.version_id, backwards)})
+    served = ask(client, shop, placement="home", anonymousId="de-browser", country="DE").json()
+    assert skus_of(served) == [str(model.skus[row]) for row in backwards.rows[:4]] != skus_of(first)

@@ -259,3 +259,44 @@ def test_a_slower_scorer_does_not_put_back_an_older_list(
     assert newer is not None  # the list of the visit as it is now is the one stored
     assert newer.rows == rank_for_visitor(subject, Context(), 5, visit=visit(subject, lists=False)).rows
     assert live_mirror.sessions_take(100) == ["a:browser-7"]  # and it is scored again, to be sure
+
+
+def test_a_list_scored_for_the_country_asked_with_matches_it(browsing: LoadedModel) -> None:
+    """A widget that passes a country (data-pz-country) asks with it; a list scored for the
+    visitor's own country (none, for a browser) would never match. Once noted, the visitor's
+    lists are scored for it, and match such requests; the note is exported and erased."""
+    model = browsing
+    subject = Subject(anonymous_id="browser-7")
+    german = Context(country="DE")
+    assert session_lists_score_changed() == 3
+    assert listed(model, subject, Context(), 5) is not None
+    assert listed(model, subject, german, 5) is None  # scored for no country
+    session_lists.country_note("a:browser-7", "DE")
+    assert session_lists_score_changed() == 1  # noted to be scored again, for DE
+    ahead = listed(model, subject, german, 5)
+    assert ahead is not None and "country" in (ahead.signals or [])
+    live = rank_for_visitor(subject, german, 5, visit=visit(subject, lists=False))
+    assert ahead.rows == live.rows
+    identities = Identities(user_ids=frozenset(), anonymous_ids=frozenset({"browser-7"}))
+    exported = session_lists.subject_export(identities)
+    assert exported["session_list_countries"] == [{"profile": "a:browser-7", "country": "DE"}]
+    assert session_lists.subject_erase(identities) == {
+        "session lists deleted": 1,
+        "session list countries deleted": 1,
+    }
+    assert session_lists.countries_read(["a:browser-7"]) == [""]
+
+
+def test_without_consent_the_country_noted_goes_with_the_list(
+    browsing: LoadedModel, commit: Commit, client: Client, drain: Callable[[], int]
+) -> None:
+    session_lists.country_note("a:browser-7", "DE")
+    assert session_lists_score_changed() == 3
+    commit(
+        lambda: consent_record(
+            subject=Subject(anonymous_id="browser-7"), choices={"personalization": False}, source="banner"
+        )
+    )
+    session_lists_score(profile_keys=["a:browser-7"])
+    assert session_lists.lists_read(["a:browser-7"]) == [None]
+    assert session_lists.countries_read(["a:browser-7"]) == [""]
