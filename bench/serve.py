@@ -106,8 +106,8 @@ def setup(skip_load: bool) -> tuple[str, str, list[str]]:
     # the first 1,000 come back with no session.
     ordered = list(Customer.objects.order_by("user_id").values_list("user_id", flat=True))
     # Each run starts every customer's visit afresh: an earlier run's views would make the
-    # browsing customers' sessions, and so the work per request, grow from run to run, and the
-    # exposures the browsing case's consumer stored give the others profiles.
+    # browsing customers' sessions, and so the work per request, grow from run to run. (Until
+    # 2750eae the exposures the consumer stored also gave every customer served a profile.)
     Profile.objects.filter(Q(user_id__in=ordered) | Q(anonymous_id__startswith="bench-")).delete()
     return keys.write_key, keys.secret_key, ordered[:1000] + ordered[-1000:]
 
