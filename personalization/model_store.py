@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from consent.selectors import hash_key_fingerprint
-from personalization.recommenders.base import csr_arrays, csr_from
+from personalization.recommenders.base import csr_arrays, csr_from, mapped
 from personalization.recommenders.hybrid import Hybrid, TopLists
 from personalization.training import Dataset
 
@@ -148,7 +148,7 @@ def _another_key(recorded: str) -> bool:
 
 
 def model_load(directory: Path, *, version_id: int, revision: int) -> LoadedModel:
-    arrays = {path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in directory.glob("*.npy")}
+    arrays = {path.stem: mapped(path) for path in directory.glob("*.npy")}
     manifest = json.loads((directory / "manifest.json").read_text())
     if _another_key(manifest.get("hash_key", "")):
         logger.warning(

@@ -291,9 +291,7 @@ class Recommender(ABC):
         """Read a saved recommender; its arrays are memory-mapped, shared by every process."""
         params = json.loads((directory / "params.json").read_text())
         recommender = cls(**params)
-        arrays = {
-            path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in sorted(directory.glob("*.npy"))
-        }
+        arrays = {path.stem: mapped(path) for path in sorted(directory.glob("*.npy"))}
         recommender.restore(arrays)
         return recommender
 
@@ -324,6 +322,14 @@ class ItemSimilarity(ItemToItem):
 
     def restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.similarity = csr_from("similarity", arrays)
+
+
+def mapped(path: Path) -> np.ndarray:
+    """A saved array, memory-mapped (shared by every process), as a plain ndarray over the map:
+    indexing a ``np.memmap`` builds a memmap object for every slice, which serving does a dozen
+    times a request."""
+    array: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+    return array
 
 
 def replace_file(path: Path, array: np.ndarray) -> None:
