@@ -135,7 +135,8 @@ def internal_event_send(*, source_id: int, event: Mapping[str, Any], meta: Mappi
             internal=True,
         )
         return
-    facts = request_facts(dict(meta), settings.PZ_TRUSTED_PROXIES)
+    # The view's META is a dict already: no copy of it per answer (request_facts reads only dicts).
+    facts = request_facts(meta if isinstance(meta, dict) else dict(meta), settings.PZ_TRUSTED_PROXIES)
     # The request's facts, unless the event gives its own (as ``events_ingest`` prefers them).
     context = {"ip": facts["ip_address"], "userAgent": facts["user_agent"], **event.get("context", {})}
     sent = {"timestamp": datetime.now(UTC).isoformat(), **event, "context": context}
