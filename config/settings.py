@@ -293,6 +293,9 @@ PZ_MODEL_CHECK_SECONDS = env.float("PZ_MODEL_CHECK_SECONDS", default=1.0)
 PZ_ATTRIBUTION_HOURS = env.int("PZ_ATTRIBUTION_HOURS", default=24)
 # Threads per process that compute recommendations within a placement's latency budget.
 PZ_SERVING_THREADS = env.int("PZ_SERVING_THREADS", default=4)
+# Serve first in the request's own thread while the work is memory only (0: always in those threads;
+# see personalization/serving/__init__.py).
+PZ_SERVING_INLINE = env.bool("PZ_SERVING_INLINE", default=True)
 # How often a serving process re-reads the whole catalog it filters candidates by and shows
 # (stock, prices, brands, categories, names, links), and how often it reads what changed since
 # (see personalization.catalog_snapshot).

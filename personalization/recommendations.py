@@ -16,6 +16,7 @@ product on the page or what the context excludes. Each item carries the reason i
 
 import hashlib
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,15 @@ PERSONAL_STRATEGIES = ("personalized", "buy_again", "ease", "lightfm", "content"
 STRATEGIES = (*PERSONAL_STRATEGIES, "trending", "popular")
 SIMILAR_KINDS = {"similar": "content", "bought_together": "bought_together", "viewed_together": "viewed_together"}
 CART_WEIGHT = 2.0  # an item in the cart says more than one viewed
+
+
+live_scoring_refused: ContextVar[bool] = ContextVar("live_scoring_refused", default=False)
+"""Set by serving while it runs in the request's own thread (``personalization.serving``)."""
+
+
+class LiveScoringRefused(Exception):
+    """Raised instead of scoring a visitor over every item while ``live_scoring_refused`` is set:
+    serving then hands the request to its budget's worker, which may take that long."""
 
 
 class UnknownStrategy(ValueError):
@@ -256,6 +266,8 @@ def rank_for_visitor(
             listed = _session_listed(model, context, k, row, weights, country, visit)
         if listed is not None:
             return listed
+    if live_scoring_refused.get():
+        raise LiveScoringRefused(strategy)
     session = session_matrix(model, weights)
     visitors = Visitors(
         rows=np.array([row]),

@@ -21,7 +21,7 @@ from personalization.campaign_rules import (
     rules_apply,
 )
 from personalization.models import Campaign, Exposure, ExposureOutcome, Product
-from personalization.recommendations import Visit
+from personalization.recommendations import LiveScoringRefused, Visit
 from personalization.serving.requests import Served, ServedItem, ServeRequest, Situation, product_cards
 from personalization.serving.specs import CampaignSpec, PlacementSpec
 from personalization.serving.strategies import STRATEGY_FUNCTIONS, candidate_of, visitor_facts
@@ -30,6 +30,14 @@ from tracking.selectors import LiveProfile, live_profile, purchased_skus
 logger = logging.getLogger(__name__)
 
 PERSONAL = {"personalized", "buy_again", "recently_viewed"}
+
+
+class InlineRefused(Exception):
+    """Serving in the request's own thread reached work that may block or run long (a database
+    query, a live scoring over every item): the request goes to the budget's worker instead."""
+
+
+INLINE_REFUSALS = (InlineRefused, LiveScoringRefused)
 
 
 class BudgetSpent(Exception):
@@ -116,6 +124,8 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
             raise BudgetSpent(spec.id)
         try:
             found = STRATEGY_FUNCTIONS[name](name, situation, 3 * limit + 20)
+        except INLINE_REFUSALS:
+            raise  # not a failure of the strategy: the budget's worker runs it
         except Exception:
             logger.exception("strategy %s of campaign %s failed", name, spec.id)
             tried.append(f"{name} (failed)")

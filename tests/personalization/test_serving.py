@@ -242,19 +242,27 @@ def test_a_failing_strategy_hands_over_to_the_next(client: Client, shop: dict[st
     assert body["strategy"] == "trending" and len(body["items"]) == 8
 
 
-def test_a_strategy_slower_than_the_budget_gives_the_precomputed_list_and_is_counted(
-    client: Client, shop: dict[str, str], strategy: Any, commit: Commit
-) -> None:
+def slow_home(commit: Commit, anonymous_id: str) -> None:
     Placement.objects.filter(key="home").update(latency_budget_ms=30)
     serving.forget_placements()
     commit(
-        lambda: consent_record(subject=Subject(anonymous_id="slow"), choices={"personalization": True}, source="api")
+        lambda: consent_record(
+            subject=Subject(anonymous_id=anonymous_id), choices={"personalization": True}, source="api"
+        )
     )
 
-    finished, fallbacks = threading.Event(), []
+
+def test_a_strategy_slower_than_the_budget_gives_the_precomputed_list_and_is_counted(
+    client: Client, shop: dict[str, str], strategy: Any, commit: Commit
+) -> None:
+    """A strategy that queries the database runs in the budget's worker: the answer comes back by
+    the deadline while the strategy is still blocked."""
+    slow_home(commit, "slow")
+    release, finished, fallbacks = threading.Event(), threading.Event(), []
 
     def slow(name: str, situation: Any, k: int) -> list[Any]:
-        time.sleep(0.5)
+        Placement.objects.exists()  # a query: refused in the request's thread, run in the pool's
+        release.wait(5)  # blocked (a slow query, a stuck service) until the test has its answer
         finished.set()
         return []
 
@@ -264,7 +272,12 @@ def test_a_strategy_slower_than_the_budget_gives_the_precomputed_list_and_is_cou
 
     strategy("personalized", slow)
     strategy("trending", fallback)
-    body = ask(client, shop, placement="home", anonymousId="slow").json()
+    try:
+        body = ask(client, shop, placement="home", anonymousId="slow").json()
+        answered_while_blocked = not finished.is_set()
+    finally:
+        release.set()
+    assert answered_while_blocked
     assert (body["personalized"], body["strategy"], body["campaign"]) == (False, "trending", None)
     assert body["note"] == "the precomputed list (over the latency budget)" and len(body["items"]) == 8
     day = timezone.now().strftime("%Y-%m-%d")
@@ -273,6 +286,84 @@ def test_a_strategy_slower_than_the_budget_gives_the_precomputed_list_and_is_cou
     assert finished.wait(5)
     time.sleep(0.2)
     assert fallbacks == []
+
+
+def test_an_answer_computed_in_the_request_thread_past_the_budget_is_replaced_and_counted(
+    client: Client, shop: dict[str, str], strategy: Any, commit: Commit
+) -> None:
+    slow_home(commit, "late")
+    fallbacks: list[str] = []
+
+    def late(name: str, situation: Any, k: int) -> list[Any]:  # memory only, so not refused
+        time.sleep(0.1)
+        return []
+
+    strategy("personalized", late)
+
+    def fallback(name: str, situation: Any, k: int) -> list[Any]:
+        fallbacks.append(name)
+        return []
+
+    strategy("trending", fallback)
+    body = ask(client, shop, placement="home", anonymousId="late").json()
+    assert body["note"] == "the precomputed list (over the latency budget)" and len(body["items"]) == 8
+    day = timezone.now().strftime("%Y-%m-%d")
+    assert serving.fallback_counts()[(day, "home", "budget")] == 1
+    assert fallbacks == []  # it stopped at the next strategy
+
+
+def threads_of(strategy: Any, name: str, then: Callable[..., list[Any]]) -> list[str]:
+    """Register ``name`` to note the thread each call runs in, then do what ``then`` does."""
+    seen: list[str] = []
+
+    def noting(strategy_name: str, situation: Any, k: int) -> list[Any]:
+        seen.append(threading.current_thread().name)
+        return then(strategy_name, situation, k)
+
+    strategy(name, noting)
+    return seen
+
+
+def test_memory_only_work_is_served_in_the_request_thread_and_a_query_moves_it_to_the_pool(
+    client: Client, shop: dict[str, str], strategy: Any, settings: Any
+) -> None:
+    home(exclude_purchased=False)  # (excluding what a customer bought reads their orders)
+    own = serving.STRATEGY_FUNCTIONS["personalized"]
+    source = Source.objects.get(name="Web shop")
+    asked: dict[str, Any] = {"placement": "home", "userId": "k0", "userToken": user_token(source, "k0"), "limit": 4}
+    ask(client, shop, **asked)  # the process's catalog snapshot, read (queries) for the new model
+    settings.PZ_CATALOG_CHANGES_SECONDS = 60.0  # and not again (a server's keeper thread reads it)
+    seen = threads_of(strategy, "personalized", own)
+    first = ask(client, shop, **asked).json()
+    assert seen == [threading.current_thread().name]  # the precomputed list: no hand-off
+
+    def querying(name: str, situation: Any, k: int) -> list[Any]:
+        Placement.objects.exists()
+        return own(name, situation, k)
+
+    seen = threads_of(strategy, "personalized", querying)
+    second = ask(client, shop, **asked).json()
+    assert seen[0] == threading.current_thread().name and seen[1].startswith("pz-serve") and len(seen) == 2
+    assert skus_of(second) == skus_of(first) and second["personalized"] is True
+
+
+def test_a_live_scoring_moves_to_the_pool(
+    client: Client, shop: dict[str, str], strategy: Any, settings: Any, commit: Commit, drain: Callable[[], int]
+) -> None:
+    home(limit=4, exclude_purchased=False)
+    commit(lambda: consent_record(subject=Subject(user_id="k1"), choices={"analytics": True}, source="api"))
+    view = {"type": "track", "event": "Product Viewed", "userId": "k1", "anonymousId": "k1-browser"}
+    events = [{**view, "messageId": f"k1-live-{sku}", "properties": {"product_id": sku}} for sku in ("G3", "G4")]
+    client.post("/v1/batch", {"batch": events, "writeKey": shop["writeKey"]}, content_type="application/json")
+    drain()
+    settings.PZ_SESSION_LISTS = False  # no list scored with the session: scored live, over every item
+    server = {"HTTP_AUTHORIZATION": f"Bearer {shop['secret']}"}
+    ask(client, shop, server, placement="home", userId="k1")  # the catalog snapshot read
+    settings.PZ_CATALOG_CHANGES_SECONDS = 60.0  # and not again: no query, only the scoring moves it
+    seen = threads_of(strategy, "personalized", serving.STRATEGY_FUNCTIONS["personalized"])
+    body = ask(client, shop, server, placement="home", userId="k1").json()
+    assert body["personalized"] is True and len(body["items"]) == 4
+    assert seen[0] == threading.current_thread().name and seen[1].startswith("pz-serve") and len(seen) == 2
 
 
 def test_business_rules_apply_through_the_api(client: Client, shop: dict[str, str]) -> None:
