@@ -77,6 +77,22 @@ def product_cards(
     return found
 
 
+def context_card(sku: str) -> ProductCard | None:
+    """The card of the product on the page (its price and category), active or not: from this
+    process's catalog snapshot (no query), else, for a product the model does not know, read."""
+    model = active_model()
+    row = model.row_of_sku.get(sku) if model is not None else None
+    if model is not None and row is not None and (card := catalog_snapshot(model).cards[row]) is not None:
+        return card
+    product = Product.objects.select_related("category").filter(sku=sku).first()
+    if product is None:
+        return None
+    category = product.category.path if product.category_id and product.category else ""
+    return ProductCard(
+        product.pk, product.sku, product.name, product.url, product.image_url, product.price, product.currency, category
+    )
+
+
 @dataclass(frozen=True)
 class ServedItem:
     product: ProductCard
@@ -106,6 +122,6 @@ class Situation:
 
     request: ServeRequest
     visit: Visit
-    context_product: Product | None
+    context_product: ProductCard | None
     cart: list[str]
     excluded: frozenset[str]

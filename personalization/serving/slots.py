@@ -20,11 +20,18 @@ from personalization.campaign_rules import (
     campaign_choose,
     rules_apply,
 )
-from personalization.models import Campaign, Exposure, ExposureOutcome, Product
+from personalization.models import Campaign, Exposure, ExposureOutcome
 from personalization.recommendations import LiveScoringRefused, Visit
-from personalization.serving.requests import Served, ServedItem, ServeRequest, Situation, product_cards
+from personalization.serving.requests import (
+    Served,
+    ServedItem,
+    ServeRequest,
+    Situation,
+    context_card,
+    product_cards,
+)
 from personalization.serving.specs import CampaignSpec, PlacementSpec
-from personalization.serving.strategies import STRATEGY_FUNCTIONS, candidate_of, visitor_facts
+from personalization.serving.strategies import STRATEGY_FUNCTIONS, pinned_candidates, visitor_facts
 from tracking.selectors import LiveProfile, live_profile, purchased_skus
 
 logger = logging.getLogger(__name__)
@@ -57,13 +64,10 @@ def _situation(
         if allowed
         else None
     )
-    context_product = (
-        Product.objects.select_related("category").filter(sku=request.product).first() if request.product else None
-    )
     return Situation(
         request=request,
         visit=Visit(personalization_allowed=allowed, profile=profile, session_lists=listed if allowed else ()),
-        context_product=context_product,
+        context_product=context_card(request.product) if request.product else None,
         cart=list(profile.cart) if profile is not None else [],
         excluded=frozenset(),
     )
@@ -107,14 +111,7 @@ def _fill(spec: CampaignSpec, situation: Situation, limit: int, now: datetime) -
     situation = replace(situation, excluded=excluded)
     rules = replace(spec.rules, exclude_skus=excluded)
     pins = [pin.sku for pin in rules.pins]
-    pinned = (
-        {
-            p.sku: candidate_of(p, 0.0, {"recommender": "pinned"})
-            for p in Product.objects.select_related("category").filter(sku__in=pins, is_active=True)
-        }
-        if pins
-        else {}
-    )
+    pinned = pinned_candidates(pins) if pins else {}
     merged: list[Candidate] = []
     tried: list[str] = []
     context_price = float(situation.context_product.price) if situation.context_product is not None else None

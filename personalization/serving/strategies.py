@@ -56,6 +56,23 @@ def _candidates(ranked: Ranked) -> list[Candidate]:
     ]
 
 
+def pinned_candidates(skus: Sequence[str]) -> dict[str, Candidate]:
+    """The active ones of these products as candidates to pin, by SKU: described by this process's
+    catalog snapshot (no query), and read for those the model does not know."""
+    model = active_model()
+    known = [s for s in skus if model is not None and s in model.row_of_sku]
+    found: dict[str, Candidate] = {}
+    if model is not None and known:
+        active = catalog_snapshot(model).active
+        rows = [row for row in (model.row_of_sku[s] for s in known) if active[row]]
+        pinned = Ranked(model, rows, [0.0] * len(rows), [{"recommender": "pinned"} for _ in rows], "pinned", False)
+        found = {candidate.sku: candidate for candidate in _candidates(pinned)}
+    if unknown := [s for s in skus if s not in known]:
+        products = Product.objects.select_related("category").filter(sku__in=unknown, is_active=True)
+        found.update({p.sku: candidate_of(p, 0.0, {"recommender": "pinned"}) for p in products})
+    return found
+
+
 def _related(seeds: Sequence[str], kind: str, k: int, context: Context) -> list[Candidate]:
     """Items related to one product or several (a cart): each one's neighbours, scores summed."""
     totals: dict[str, Candidate] = {}
@@ -83,7 +100,7 @@ def _strategy(name: str, situation: Situation, k: int) -> list[Candidate]:
         return _related(seeds, "similar" if name == "upsell" else name, k, context)
     if name == "cross_sell":
         product = situation.context_product
-        own = [product.category.path] if product is not None and product.category else []
+        own = [product.category_path] if product is not None and product.category_path else []
         related = _related(seeds, "bought_together", k, context) or _related(seeds, "viewed_together", k, context)
         return [c for c in related if not (own and in_category(c.category, own))]
     if name == "recently_viewed":

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from consent.services import consent_record
 from consent.subjects import Subject
 from personalization import serving, session_lists
 from personalization.model_store import active_model, forget_loaded_model
-from personalization.models import Campaign, Exposure, Placement
+from personalization.models import Campaign, Exposure, Placement, Product
 from personalization.recommenders.hybrid import TopLists
 from personalization.services import model_version_activate, model_version_train, product_bulk_set_active
 from personalization.services.campaigns import campaign_save
@@ -345,6 +346,30 @@ def test_memory_only_work_is_served_in_the_request_thread_and_a_query_moves_it_t
     second = ask(client, shop, **asked).json()
     assert seen[0] == threading.current_thread().name and seen[1].startswith("pz-serve") and len(seen) == 2
     assert skus_of(second) == skus_of(first) and second["personalized"] is True
+
+
+def test_a_product_page_is_served_in_the_request_thread_from_the_catalog_snapshot(
+    client: Client, shop: dict[str, str], strategy: Any, settings: Any
+) -> None:
+    """The product on the page (its price, for an upsell) and the pinned products are read from
+    the process's catalog snapshot: no query, so no hand-off to the pool."""
+    for sku, price in (("K1", "5.00"), ("K2", "5.50")):
+        product = Product.objects.get(sku=sku)
+        product.price = Decimal(price)
+        product.save()
+    campaign = Campaign.objects.get(placement__key="product-similar")
+    campaign.min_price_ratio, campaign.pins = Decimal("1.2"), [{"sku": "K4", "position": 1}]
+    campaign_save(campaign=campaign, by="test")
+    server = {"HTTP_AUTHORIZATION": f"Bearer {shop['secret']}"}  # a customer with consent: not a shared answer
+    asked: dict[str, Any] = {"placement": "product-similar", "product": "K1", "userId": "k0", "limit": 4}
+    ask(client, shop, server, **asked)  # the process's catalog snapshot brought up to date (queries)
+    settings.PZ_CATALOG_CHANGES_SECONDS = 60.0  # and not again (a server's keeper thread reads it)
+    seen = threads_of(strategy, "similar", serving.STRATEGY_FUNCTIONS["similar"])
+    body = ask(client, shop, server, **asked).json()
+    assert seen == [threading.current_thread().name]
+    assert skus_of(body)[0] == "K4" and len(body["items"]) == 4
+    assert all(Decimal(item["price"]) >= Decimal("6.00") for item in body["items"])  # K2 at 5.50 is left out
+    assert "K1" not in skus_of(body)
 
 
 def test_a_live_scoring_moves_to_the_pool(
