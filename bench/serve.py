@@ -23,7 +23,10 @@ Needs PostgreSQL and Redis on 127.0.0.1 and `wrk` (apt-get install wrk). It:
      when their session changed (personalization.session_lists), or scored live over every item
      when the latest view is not scored yet;
    - anonymous: the same with the write key for one of 2,000 browsers that gave no consent
-     (the shared, cached non-personalized answer).
+     (the shared, cached non-personalized answer);
+   - product page (with --case product): GET …?placement=product-similar&product=…&userId=… for
+     the returning customers, each on one of 1,000 products (the product on the page, its
+     similar items, the rules).
 Before each case every path is asked once, untimed (see ``warm``): the figures are the steady
 state, with each visitor's consent state cached and their live profile in the Redis mirror.
 A `consume_events` and a `score_sessions` process run beside the server, as `make run` starts
@@ -43,6 +46,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,6 +62,7 @@ PORT = 8098
 PACED_CONNECTIONS = 100
 BROWSING = "personalized, with a session, browsing"
 FLOOR = "floor: 2 round trips, no logic"
+PRODUCT = "product page (similar, returning)"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"  # the collector drops bots
 ENVIRONMENT = {
     **os.environ,
@@ -255,9 +260,17 @@ Requests = tuple[list[str], dict[str, str]]  # the paths a case cycles through, 
 
 def case_requests(write_key: str, secret_key: str, customers: list[str]) -> dict[str, Requests]:
     """Each case's requests, by its short name (``setup``'s customers: returning ones first)."""
+    from personalization.models import Product
+
     bearer = {"Authorization": f"Bearer {secret_key}"}
     api = "/api/v1/recommendations?placement=home"
+    pages = list(Product.objects.filter(is_active=True).order_by("pk").values_list("sku", flat=True)[:1000])
+    product = "/api/v1/recommendations?placement=product-similar"
     return {
+        "product": (
+            [f"{product}&product={quote(sku)}&userId={c}" for sku, c in zip(pages, customers[:1000], strict=False)],
+            bearer,
+        ),
         "bare": (["/bench/bare"], {}),
         "floor": ([f"/bench/floor?userId={c}" for c in customers[:1000]], {}),
         "returning": ([f"{api}&userId={c}" for c in customers[:1000]], bearer),
@@ -276,7 +289,7 @@ def main() -> None:
     parser.add_argument(
         "--case",
         action="append",
-        choices=["returning", "session", "anonymous"],
+        choices=["returning", "session", "anonymous", "product"],
         help="only these (and the bare view and the floor)",
     )
     options = parser.parse_args()
@@ -291,11 +304,14 @@ def main() -> None:
         BROWSING: requests["session"],
         "anonymous (no consent, write key)": requests["anonymous"],
     }
+    if options.case and "product" in options.case:
+        cases[PRODUCT] = requests["product"]
     if options.case:
         names = {
             "returning": "personalized (userId",
             "session": "personalized, with",
             "anonymous": "anonymous",
+            "product": PRODUCT,
         }  # and BROWSING
         wanted = [names[case] for case in options.case]
         baselines = ("bare", "floor")

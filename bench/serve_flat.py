@@ -42,7 +42,7 @@ def cpu_ticks() -> dict[tuple[str, str], int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("case", choices=["returning", "session", "anonymous", "floor", "bare"])
+    parser.add_argument("case", choices=["returning", "session", "anonymous", "product", "floor", "bare"])
     parser.add_argument("--duration", type=int, default=15)
     options = parser.parse_args()
     write_key, secret_key, customers = serve.setup(skip_load=True)

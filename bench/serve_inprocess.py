@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import serve  # noqa: E402 (the project on the path first)
 
-CASES = ["bare", "floor", "anonymous", "returning", "redis"]
+CASES = ["bare", "floor", "anonymous", "returning", "product", "redis"]
 
 
 def timed(label: str, count: int, call: Callable[[], Any]) -> None:
