@@ -31,16 +31,20 @@ class ServeRequest:
 _CARDS_SQL = (
     "SELECT p.id, p.sku, p.name, p.url, p.image_url, p.price, p.currency, c.path "
     "FROM personalization_product p LEFT JOIN personalization_category c ON c.id = p.category_id "
-    "WHERE p.is_active AND (p.in_stock OR NOT %s) AND "
+    "WHERE (p.is_active OR NOT %s) AND (p.in_stock OR NOT %s) AND "
 )
 
 
-def _read_cards(skus: Sequence[str], pks: Sequence[int], in_stock_only: bool) -> dict[str, ProductCard]:
+def _read_cards(
+    skus: Sequence[str], pks: Sequence[int], in_stock_only: bool, active_only: bool = True
+) -> dict[str, ProductCard]:
     if sql.postgres():
         where = "p.sku = ANY(%s)" if skus else "p.id = ANY(%s)"
-        rows: Any = sql.fetch_all(_CARDS_SQL + where, (in_stock_only, list(skus) if skus else list(pks)))
+        rows: Any = sql.fetch_all(_CARDS_SQL + where, (active_only, in_stock_only, list(skus) if skus else list(pks)))
     else:
-        products = Product.objects.filter(is_active=True, **({"sku__in": skus} if skus else {"pk__in": pks}))
+        products = Product.objects.filter(**({"sku__in": skus} if skus else {"pk__in": pks}))
+        if active_only:
+            products = products.filter(is_active=True)
         if in_stock_only:
             products = products.filter(in_stock=True)
         rows = products.order_by().values_list(*CARD_FIELDS)
@@ -84,13 +88,7 @@ def context_card(sku: str) -> ProductCard | None:
     row = model.row_of_sku.get(sku) if model is not None else None
     if model is not None and row is not None and (card := catalog_snapshot(model).cards[row]) is not None:
         return card
-    product = Product.objects.select_related("category").filter(sku=sku).first()
-    if product is None:
-        return None
-    category = product.category.path if product.category_id and product.category else ""
-    return ProductCard(
-        product.pk, product.sku, product.name, product.url, product.image_url, product.price, product.currency, category
-    )
+    return _read_cards([sku], (), in_stock_only=False, active_only=False).get(sku)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from personalization.services.campaigns import campaign_save
 from personalization.services.session_lists import session_lists_score_changed
 from personalization.serving_views import RecommendationParams, RecommendationQuery
 from tests.conftest import ROOT
+from tests.factories import ProductFactory
 from tests.personalization.history import FAST, GARDEN, KITCHEN, build_shop, train
 from tracking.authentication import user_token
 from tracking.models import Event, Profile, Source
@@ -370,6 +371,23 @@ def test_a_product_page_is_served_in_the_request_thread_from_the_catalog_snapsho
     assert skus_of(body)[0] == "K4" and len(body["items"]) == 4
     assert all(Decimal(item["price"]) >= Decimal("6.00") for item in body["items"])  # K2 at 5.50 is left out
     assert "K1" not in skus_of(body)
+
+
+def test_a_page_of_a_product_the_model_does_not_know_is_read_for_its_price(
+    client: Client, shop: dict[str, str]
+) -> None:
+    """Added since the training, and no longer sold: its price still sets an upsell's floor."""
+    ProductFactory.create(sku="NEW1", price=Decimal("5.00"), is_active=False)
+    product = Product.objects.get(sku="K2")
+    product.price = Decimal("5.50")
+    product.save()
+    campaign = Campaign.objects.get(placement__key="product-similar")
+    campaign.min_price_ratio = Decimal("1.2")
+    campaign_save(campaign=campaign, by="test")
+    server = {"HTTP_AUTHORIZATION": f"Bearer {shop['secret']}"}
+    body = ask(client, shop, server, placement="product-similar", product="NEW1", userId="k0", limit=8).json()
+    assert len(body["items"]) == 8 and "K2" not in skus_of(body)
+    assert all(Decimal(item["price"]) >= Decimal("6.00") for item in body["items"])
 
 
 def test_a_live_scoring_moves_to_the_pool(
