@@ -55,16 +55,17 @@ def _read_cards(
 
 
 def product_cards(
-    *, skus: Sequence[str] = (), pks: Sequence[int] = (), in_stock_only: bool = False
+    *, skus: Sequence[str] = (), pks: Sequence[int] = (), in_stock_only: bool = False, active_only: bool = True
 ) -> dict[str, ProductCard]:
-    """``{sku: card}`` of the active products among ``skus`` or ``pks`` (in stock only, if asked),
-    as this process's catalog snapshot has them (a second old at most), and read from the
-    database for those it does not know (added since the model's training); no ordering."""
+    """``{sku: card}`` of the active products among ``skus`` or ``pks`` (in stock only, if asked;
+    inactive ones too, if not ``active_only``), as this process's catalog snapshot has them (a
+    second old at most), and read from the database for those it does not know (added since the
+    model's training); no ordering."""
     if not skus and not pks:
         return {}
     model = active_model()
     if model is None:
-        return _read_cards(skus, pks, in_stock_only)
+        return _read_cards(skus, pks, in_stock_only, active_only)
     snapshot = catalog_snapshot(model)
     found: dict[str, ProductCard] = {}
     unknown: list[Any] = []
@@ -74,21 +75,17 @@ def product_cards(
         card = snapshot.cards[row] if row is not None else None
         if card is None:
             unknown.append(key)
-        elif snapshot.active[row] and (snapshot.in_stock[row] or not in_stock_only):
+        elif (snapshot.active[row] or not active_only) and (snapshot.in_stock[row] or not in_stock_only):
             found[card.sku] = card
     if unknown:
-        found.update(_read_cards(unknown if skus else (), () if skus else unknown, in_stock_only))
+        found.update(_read_cards(unknown if skus else (), () if skus else unknown, in_stock_only, active_only))
     return found
 
 
 def context_card(sku: str) -> ProductCard | None:
-    """The card of the product on the page (its price and category), active or not: from this
-    process's catalog snapshot (no query), else, for a product the model does not know, read."""
-    model = active_model()
-    row = model.row_of_sku.get(sku) if model is not None else None
-    if model is not None and row is not None and (card := catalog_snapshot(model).cards[row]) is not None:
-        return card
-    return _read_cards([sku], (), in_stock_only=False, active_only=False).get(sku)
+    """The card of the product on the page (its price and category), active or not, as
+    ``product_cards`` reads it (the catalog snapshot: no query for a product the model knows)."""
+    return product_cards(skus=[sku], active_only=False).get(sku)
 
 
 @dataclass(frozen=True)
