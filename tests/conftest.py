@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from pytest_django import DjangoCaptureOnCommitCallbacks
 from rest_framework.test import APIClient
 
+from tests.outages import RedisServer, TcpProxy
 from tracking.services import SourceKeys, source_create
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +109,37 @@ def _model_directory(settings: Any, tmp_path: Path) -> Iterator[Path]:
     yield settings.PZ_MODEL_DIR
     for forget in (forget_loaded_model, forget_placements):
         forget()
+
+
+@pytest.fixture
+def private_redis(settings: Any, tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own (with an append-only file) behind the cache, the stream and the
+    broker, which the test may stop and restart; never the shared one."""
+    with RedisServer(tmp_path / "redis") as server:
+        settings.REDIS_URL = server.url
+        settings.CELERY_BROKER_URL = server.url
+        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}
+        yield server
+
+
+@pytest.fixture
+def database_outage(transactional_db: None) -> Iterator[TcpProxy]:
+    """This process's database connection goes through a proxy the test can ``cut()`` (PostgreSQL
+    unreachable, as when it is stopped) and ``restore()``; the shared server keeps running."""
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        pytest.skip("a database outage is simulated on PostgreSQL")
+    original = dict(connection.settings_dict)
+    proxy = TcpProxy(original.get("HOST") or "127.0.0.1", int(original.get("PORT") or 5432)).start()
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(proxy.port))
+    try:
+        yield proxy
+    finally:
+        proxy.restore()
+        connection.close()
+        connection.settings_dict.update(HOST=original.get("HOST"), PORT=original.get("PORT"))
+        proxy.close()
 
 
 @pytest.fixture
