@@ -46,6 +46,7 @@ from consent.selectors import (
     subject_state,
 )
 from consent.subjects import Identities, Subject
+from consent.suppression import writers_hold_off
 
 USER_AGENT_LENGTH = 512
 
@@ -303,11 +304,24 @@ def staff_access_record(*, staff: User | None, action: str, identities: Identiti
 
 
 def subject_erase(*, subject: Subject, requested_via: str, requested_by: User | None = None) -> ErasureReceipt:
-    """Erase a person from every registered store, in one transaction, and keep a receipt and a
-    suppression entry (hashes only) so that their late events are dropped."""
-    identities = identities_for(subject)
-    hashes = identity_hashes(identities)
+    """Erase a person from every registered store and keep a receipt and a suppression entry
+    (hashes only) so that their late events are dropped.
+
+    Two transactions. The first records the suppression while the writers of personal data are
+    held off (``consent.suppression``): a batch of events processed from then on drops theirs, and
+    one that was being processed has committed. The second erases every store, so it finds what
+    such a batch wrote. Should the second fail, the person stays suppressed, with no receipt:
+    asked again, the erasure completes."""
     with transaction.atomic():
+        writers_hold_off()
+        identities = identities_for(subject)  # read under the lock: links a batch just made included
+        Suppression.objects.bulk_create(
+            [Suppression(subject_hash=h) for h in identity_hashes(identities)], ignore_conflicts=True
+        )
+    _cache_suppressed(identities)
+    with transaction.atomic():
+        identities = identities_for(subject)
+        hashes = identity_hashes(identities)
         removed = {store.name: store.erase(identities) for store in personal_data_stores()}
         Suppression.objects.bulk_create([Suppression(subject_hash=h) for h in hashes], ignore_conflicts=True)
         receipt = ErasureReceipt.objects.create(
@@ -320,13 +334,17 @@ def subject_erase(*, subject: Subject, requested_via: str, requested_by: User | 
         staff_access_record(
             staff=requested_by, action=StaffAccessLog.Action.ERASE, identities=identities, what="all stores"
         )
+    _cache_suppressed(identities)
+    return receipt
 
-    suppressed = {"choices": {}, "suppressed": True}
+
+def _cache_suppressed(identities: Identities) -> None:
+    """Cache the person's state as suppressed under each of their ids: the collector drops their events."""
     keys = [state_key("user", u) for u in identities.user_ids] + [
         state_key("anonymous", a) for a in identities.anonymous_ids
     ]
+    suppressed = {"choices": {}, "suppressed": True}
     cache.set_many(dict.fromkeys(keys, suppressed), STATE_TIMEOUT)
-    return receipt
 
 
 def export_request_create(*, subject: Subject, requested_via: str, requested_by: User | None = None) -> ExportRequest:

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
 from django.db.models import Q
 
 from consent.subjects import Identities
@@ -102,9 +103,11 @@ def subject_erase(identities: Identities) -> dict[str, int]:
     deleted, _ = customers.delete()
     events, _ = _events(identities).delete()
     profiles, _ = _profiles(identities).delete()
-    live_mirror.mirror_forget(
-        [f"u:{user_id}" for user_id in identities.user_ids] + [f"a:{a}" for a in identities.anonymous_ids]
-    )
+    keys = [f"u:{user_id}" for user_id in identities.user_ids] + [f"a:{a}" for a in identities.anonymous_ids]
+    live_mirror.mirror_forget(keys)
+    # Again once the deletions commit: until then, serving still reads the profiles from the
+    # database, and fills the mirror where it has nothing.
+    transaction.on_commit(lambda: live_mirror.mirror_forget(keys))
     return {
         "customers deleted": deleted,
         "orders anonymised": orders,

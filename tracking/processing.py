@@ -14,7 +14,7 @@ processed again finds its events stored and changes nothing.
 """
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -28,6 +28,7 @@ from psycopg.types.json import set_json_dumps
 from config.sql import bound_cursor
 from consent.selectors import linked_users
 from consent.services import subject_link
+from consent.suppression import suppressed_ids
 from personalization.selectors import products_by_skus
 from personalization.services.exposures import outcomes_record
 from tracking.event_schema import PRODUCT_EVENTS, platform_event, product_key
@@ -41,6 +42,7 @@ from tracking.services import CustomerIn, OrderIn, OrderLineIn, customer_bulk_up
 class ProcessResult:
     stored: int
     duplicates: int
+    suppressed: int = 0  # events of erased people, dropped
 
 
 def batches_process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
@@ -68,6 +70,9 @@ def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
         for event in batch["events"]:
             total += 1
             unique.setdefault((int(batch["source"]), event["messageId"]), (int(batch["source"]), event))
+    suppressed = _suppressed_events((key, event) for key, (_, event) in unique.items())
+    for key in suppressed:
+        del unique[key]
     stored: list[tuple[int, dict[str, Any]]] = []
     if unique:
         # Lock the visitors' profiles first: every copy of an event belongs to the same visitor, so
@@ -82,8 +87,8 @@ def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
             sessions = _apply(stored, links, profiles) if profiles is not None else {}
             _insert_events(stored, sessions)
             outcomes_record([event for _, event in stored])
-    _count(batches, {(source_id, event["messageId"]) for source_id, event in stored})
-    return ProcessResult(stored=len(stored), duplicates=total - len(stored))
+    dropped = _count(batches, {(source_id, event["messageId"]) for source_id, event in stored}, suppressed)
+    return ProcessResult(stored=len(stored), duplicates=total - len(stored) - dropped, suppressed=dropped)
 
 
 def _mark_processed(batch_ids: Sequence[str]) -> set[str]:
@@ -101,6 +106,43 @@ def _mark_processed(batch_ids: Sequence[str]) -> set[str]:
     new = [batch_id for batch_id in wanted if batch_id not in existing]
     ProcessedBatch.objects.bulk_create([ProcessedBatch(id=batch_id) for batch_id in new])
     return set(new)
+
+
+# --- erased people ----------------------------------------------------------------------------
+
+
+def _ids_of(event: Mapping[str, Any]) -> list[str]:
+    """The ids an event is of, as profile keys: its user's, its anonymous id's, an alias's previous id's."""
+    ids = [f"u:{event['userId']}"] if event.get("userId") else []
+    ids += [f"a:{event['anonymousId']}"] if event.get("anonymousId") else []
+    ids += [f"a:{event['previousId']}"] if event["type"] == "alias" and event.get("previousId") else []
+    return ids
+
+
+def _suppressed_events(events: Iterable[tuple[tuple[int, str], Mapping[str, Any]]]) -> set[tuple[int, str]]:
+    """The keys of the events of erased people (see ``consent.suppression``): of a suppressed id, or
+    of an id that an event of these batches ties to one (an identify, an alias, an event with both
+    ids), so that nothing is stored, linked or profiled for them. One query for all the ids."""
+    events = list(events)
+    user_ids = {event["userId"] for _, event in events if event.get("userId")}
+    anonymous_ids = {event["anonymousId"] for _, event in events if event.get("anonymousId")}
+    anonymous_ids |= {e["previousId"] for _, e in events if e["type"] == "alias" and e.get("previousId")}
+    users, anonymous = suppressed_ids(user_ids=user_ids, anonymous_ids=anonymous_ids)
+    if not users and not anonymous:
+        return set()
+    group: dict[str, str] = {}  # the ids the events tie together, each group under one of its ids
+
+    def root(key: str) -> str:
+        while group.get(key, key) != key:
+            key = group[key]
+        return key
+
+    for _, event in events:
+        ids = _ids_of(event)
+        for other in ids[1:]:
+            group[root(other)] = root(ids[0])
+    erased = {root(f"u:{u}") for u in users} | {root(f"a:{a}") for a in anonymous}
+    return {key for key, event in events if root(_ids_of(event)[0]) in erased}  # every event has an id
 
 
 # --- storing events ----------------------------------------------------------------------------
@@ -404,14 +446,24 @@ def _order(event: Mapping[str, Any], when: datetime, catalog: Mapping[str, Any])
 # --- counting ------------------------------------------------------------------------------------
 
 
-def _count(batches: Sequence[Mapping[str, Any]], stored_ids: set[tuple[int, str]]) -> None:
+def _count(
+    batches: Sequence[Mapping[str, Any]], stored_ids: set[tuple[int, str]], suppressed: set[tuple[int, str]]
+) -> int:
+    """Count what became of each event of the batches; return how many were suppressed."""
     counts: defaultdict[tuple[date, int, str], int] = defaultdict(int)
+    dropped = 0
     for batch in batches:
         day = datetime.fromisoformat(batch["received_at"]).date()
         source_id = int(batch["source"])
         for event in batch["events"]:
             key = (source_id, event["messageId"])
-            outcome = IngestCount.Outcome.STORED if key in stored_ids else IngestCount.Outcome.DUPLICATE
+            if key in suppressed:  # every copy: none was stored
+                outcome = IngestCount.Outcome.SUPPRESSED
+                dropped += 1
+            elif key in stored_ids:
+                outcome = IngestCount.Outcome.STORED
+            else:
+                outcome = IngestCount.Outcome.DUPLICATE
             stored_ids.discard(key)  # a repeat of it in the batches is a duplicate
             counts[(day, source_id, outcome)] += 1
         for outcome, number in (batch.get("dropped") or {}).items():
@@ -420,7 +472,7 @@ def _count(batches: Sequence[Mapping[str, Any]], stored_ids: set[tuple[int, str]
             counts[(day, source_id, IngestCount.Outcome.REJECTED)] += int(batch["rejected"])
     rows = [(day, source_id, outcome, number) for (day, source_id, outcome), number in counts.items() if number]
     if not rows:
-        return
+        return dropped
     placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
     sql = (
         f"INSERT INTO tracking_ingestcount (day, source_id, outcome, count) VALUES {placeholders} "  # noqa: S608
@@ -428,3 +480,4 @@ def _count(batches: Sequence[Mapping[str, Any]], stored_ids: set[tuple[int, str]
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [value for row in rows for value in row])
+    return dropped
