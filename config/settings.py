@@ -5,6 +5,7 @@ cache and Celery tasks executed in-process. Production sets at least ``DEBUG=0``
 ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DATABASE_URL`` and ``REDIS_URL``; see the README.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "import_export",
     "django_celery_beat",
+    "axes",
     "tracking",
     "personalization",
     "consent",
@@ -58,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout found during the login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -146,6 +150,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Admin login throttling (django-axes) ------------------------------------------------------
+# Without it anyone may try passwords against the admin for ever. Failures are counted per
+# username and client address together: an attacker is held to PZ_LOGIN_FAILURE_LIMIT guesses per
+# account and address for each cool-off, and cannot lock a staff member out from elsewhere (a lock
+# by username alone would let anyone do that; one by address alone would lock an office behind one
+# NAT for a colleague's typos). The address is the one the rest of the app uses, truncated like
+# every stored address (an IPv6 attacker then cannot step through the /64 they hold). Staff lift a
+# lockout in the admin (Axes › Access attempts) or with `manage.py axes_reset_username NAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("PZ_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("PZ_LOGIN_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.login_guard.login_client_ip"
+AXES_LOCKOUT_CALLABLE = "config.login_guard.lockout_response"
 
 # --- Internationalisation --------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
