@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_celery_beat",
     "axes",
+    "csp",
     "tracking",
     "personalization",
     "consent",
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -207,6 +210,34 @@ if env.bool("USE_X_FORWARDED_PROTO", default=False):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp) --------------------------------------------------------
+# An injected <script> or inline handler runs nowhere: scripts come from this origin, and the demo
+# shop's inline snippets carry the request's nonce. <style> elements need the nonce too (pz.js and
+# the banner copy their script's nonce onto the stylesheet they add); style attributes stay allowed,
+# since the admin's and the shop's templates set a few and they cannot run code. Images may come from
+# any https host, where shops keep product pictures. The JSON APIs and the collector carry no policy:
+# a browser never renders them as a page. PZ_CSP_REPORT_ONLY=1 sends the policy as
+# Content-Security-Policy-Report-Only (to try a stricter one first), PZ_CSP_REPORT_URI collects reports.
+_CSP_DIRECTIVES = {
+    "default-src": [SELF],
+    "script-src": [SELF, NONCE],
+    "style-src": [SELF, NONCE],
+    "style-src-elem": [SELF, NONCE],
+    "style-src-attr": [UNSAFE_INLINE],
+    "img-src": [SELF, "data:", "https:"],
+    "connect-src": [SELF],
+    "object-src": [NONE],
+    "base-uri": [SELF],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
+    "report-uri": env.str("PZ_CSP_REPORT_URI", default="") or None,
+}
+_CSP = {"EXCLUDE_URL_PREFIXES": ["/v1/", "/api/v1/"], "DIRECTIVES": _CSP_DIRECTIVES}
+if env.bool("PZ_CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
