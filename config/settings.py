@@ -55,7 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.content_security_policy.PagePolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -217,8 +217,9 @@ X_FRAME_OPTIONS = "DENY"
 # the banner copy their script's nonce onto the stylesheet they add); style attributes stay allowed,
 # since the admin's and the shop's templates set a few and they cannot run code. Images may come from
 # any https host, where shops keep product pictures. The JSON APIs and the collector carry no policy:
-# a browser never renders them as a page. PZ_CSP_REPORT_ONLY=1 sends the policy as
-# Content-Security-Policy-Report-Only (to try a stricter one first), PZ_CSP_REPORT_URI collects reports.
+# a browser never renders them as a page (config.content_security_policy skips them unbuilt).
+# PZ_CSP_REPORT_ONLY=1 sends the policy as Content-Security-Policy-Report-Only (to try a stricter one
+# first), PZ_CSP_REPORT_URI collects reports.
 _CSP_DIRECTIVES = {
     "default-src": [SELF],
     "script-src": [SELF, NONCE],
