@@ -5,9 +5,11 @@ cache and Celery tasks executed in-process. Production sets at least ``DEBUG=0``
 ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DATABASE_URL`` and ``REDIS_URL``; see the README.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +45,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "import_export",
     "django_celery_beat",
+    "axes",
+    "csp",
     "tracking",
     "personalization",
     "consent",
@@ -51,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.content_security_policy.PagePolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -58,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout found during the login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -147,6 +154,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Admin login throttling (django-axes) ------------------------------------------------------
+# Without it anyone may try passwords against the admin for ever. Failures are counted per
+# username and client address together: an attacker is held to PZ_LOGIN_FAILURE_LIMIT guesses per
+# account and address for each cool-off, and cannot lock a staff member out from elsewhere (a lock
+# by username alone would let anyone do that; one by address alone would lock an office behind one
+# NAT for a colleague's typos). The address is the one the rest of the app uses, truncated like
+# every stored address (an IPv6 attacker then cannot step through the /64 they hold). Staff lift a
+# lockout in the admin (Axes › Access attempts) or with `manage.py axes_reset_username NAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("PZ_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("PZ_LOGIN_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.login_guard.login_client_ip"
+AXES_LOCKOUT_CALLABLE = "config.login_guard.lockout_response"
+
 # --- Internationalisation --------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -184,6 +210,35 @@ if env.bool("USE_X_FORWARDED_PROTO", default=False):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp) --------------------------------------------------------
+# An injected <script> or inline handler runs nowhere: scripts come from this origin, and the demo
+# shop's inline snippets carry the request's nonce. <style> elements need the nonce too (pz.js and
+# the banner copy their script's nonce onto the stylesheet they add); style attributes stay allowed,
+# since the admin's and the shop's templates set a few and they cannot run code. Images may come from
+# any https host, where shops keep product pictures. The JSON APIs and the collector carry no policy:
+# a browser never renders them as a page (config.content_security_policy skips them unbuilt).
+# PZ_CSP_REPORT_ONLY=1 sends the policy as Content-Security-Policy-Report-Only (to try a stricter one
+# first), PZ_CSP_REPORT_URI collects reports.
+_CSP_DIRECTIVES = {
+    "default-src": [SELF],
+    "script-src": [SELF, NONCE],
+    "style-src": [SELF, NONCE],
+    "style-src-elem": [SELF, NONCE],
+    "style-src-attr": [UNSAFE_INLINE],
+    "img-src": [SELF, "data:", "https:"],
+    "connect-src": [SELF],
+    "object-src": [NONE],
+    "base-uri": [SELF],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
+    "report-uri": env.str("PZ_CSP_REPORT_URI", default="") or None,
+}
+_CSP = {"EXCLUDE_URL_PREFIXES": ["/v1/", "/api/v1/"], "DIRECTIVES": _CSP_DIRECTIVES}
+if env.bool("PZ_CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -13,6 +13,10 @@
 
   if (window.pzConsent) return; // included twice: the first copy serves
 
+  // Under a Content-Security-Policy that allows <style> only with a nonce, the page gives this script's
+  // tag the nonce; the stylesheet added below carries it too. Read now: currentScript is null later.
+  const STYLE_NONCE = (document.currentScript && document.currentScript.nonce) || "";
+
   const ANSWER_KEY = "pz_consent";
   const GPC_KEY = "pz_consent_gpc";
   const ANONYMOUS_KEY = "pz_anonymous_id";
@@ -240,6 +244,7 @@
     if (document.getElementById("pz-consent-style")) return;
     const style = element("style", "", CSS);
     style.id = "pz-consent-style";
+    if (STYLE_NONCE) style.nonce = STYLE_NONCE;
     (document.head || document.documentElement).appendChild(style);
   };
 

@@ -59,6 +59,10 @@
 (() => {
   "use strict";
 
+  // Under a Content-Security-Policy that allows <style> only with a nonce, the page gives this script's
+  // tag the nonce; the stylesheet added below carries it too. Read now: currentScript is null later.
+  const STYLE_NONCE = (document.currentScript && document.currentScript.nonce) || "";
+
   const stub = window.pz;
   if (stub && stub.loaded) return; // included twice: the first copy serves
 
@@ -744,6 +748,7 @@
     if (!document.querySelector("style[data-pz-widgets]")) {
       const style = element("style", "", WIDGET_CSS);
       style.setAttribute("data-pz-widgets", "");
+      if (STYLE_NONCE) style.nonce = STYLE_NONCE;
       (document.head || document.documentElement).prepend(style);
     }
     for (const slot of Array.from(document.querySelectorAll(SLOT))) {
