@@ -11,9 +11,11 @@ from django.test import Client
 
 from consent.models import Purpose
 from consent.services import refresh_policy_cache
+from tests.conftest import Commit
 from tests.outages import RedisServer, TcpProxy, assert_store_unavailable
 from tracking import selectors, stream
-from tracking.services import source_create
+from tracking.models import Source
+from tracking.services import source_cache_forget, source_create
 
 # The database_outage fixture implies transactional tests: the purposes (a data migration) are
 # restored after each.
@@ -121,6 +123,26 @@ def test_with_postgres_down_a_key_without_a_last_known_copy_gets_503(
     assert_store_unavailable(track(collector, write_key, "visitor-1"))
 
     assert private_redis.client().exists(stream.STREAM) == 0
+
+
+def test_a_key_revoked_in_the_admin_is_not_accepted_on_its_last_known_copy(
+    private_redis: RedisServer, database_outage: TcpProxy, write_key: str, collector: Client, commit: Commit
+) -> None:
+    assert track(collector, write_key, "visitor-1").status_code == 200
+    source = Source.objects.get(write_key=write_key)
+    source.is_active = False
+
+    def revoke() -> None:  # what the admin's save does
+        source.save()
+        source_cache_forget(source=source)
+
+    commit(revoke)
+    selectors._recent_sources.clear()
+    database_outage.cut()
+
+    assert_store_unavailable(track(collector, write_key, "visitor-1"))
+
+    assert private_redis.client().xlen(stream.STREAM) == 1
 
 
 def test_with_postgres_down_the_pixel_of_a_new_visitor_answers_503(
