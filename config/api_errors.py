@@ -2,6 +2,10 @@
 
 ``code`` is stable and machine-readable; ``detail`` is a sentence for a person; ``fields``
 maps a field (dotted for nested input, e.g. ``products.3.price``) to its messages.
+
+A store that did not answer (``config.store_outages.STORE_ERRORS``) is no server error: the DRF
+handler and, for every other view, ``StoreOutageMiddleware`` answer 503 with ``Retry-After`` and
+code ``store_unavailable`` (an HTML page outside the API), never a 500 with a traceback.
 """
 
 import logging
