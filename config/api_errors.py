@@ -2,17 +2,29 @@
 
 ``code`` is stable and machine-readable; ``detail`` is a sentence for a person; ``fields``
 maps a field (dotted for nested input, e.g. ``products.3.price``) to its messages.
+
+A store that did not answer (``config.store_outages.STORE_ERRORS``) is no server error: the DRF
+handler and, for every other view, ``StoreOutageMiddleware`` answer 503 with ``Retry-After`` and
+code ``store_unavailable`` (an HTML page outside the API), never a 500 with a traceback.
 """
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from config.store_outages import RETRY_AFTER_SECONDS, is_store_error
+
+logger = logging.getLogger(__name__)
+
 API_PATH_PREFIXES = ("/api/", "/v1/")
+STORE_UNAVAILABLE = "A store the platform needs is unavailable; nothing was changed. Retry later."
 
 
 def api_error_body(*, code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -45,6 +57,9 @@ def _code_of(exc: exceptions.APIException) -> str:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if is_store_error(exc):  # a store is down: retry later, not a server error (config/store_outages.py)
+        body = api_error_body(code="store_unavailable", detail=STORE_UNAVAILABLE)
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=store_unavailable_headers())
     if isinstance(exc, Http404):  # as DRF's own handler does, so that the code is "not_found"
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
@@ -81,6 +96,39 @@ def handler500(request: HttpRequest) -> HttpResponse:
     from django.views.defaults import server_error
 
     return server_error(request)
+
+
+def store_unavailable_headers() -> dict[str, str]:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+
+
+def store_unavailable_response(request: HttpRequest) -> HttpResponse:
+    """The 503 of a request that a store's outage stopped: JSON under the API paths, a page elsewhere."""
+    if _is_api_path(request):
+        body = api_error_body(code="store_unavailable", detail=STORE_UNAVAILABLE)
+        response: HttpResponse = JsonResponse(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    else:
+        response = HttpResponse(render_to_string("503.html"), status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    for header, value in store_unavailable_headers().items():
+        response[header] = value
+    return response
+
+
+class StoreOutageMiddleware:
+    """The last net under every view: a store error that no view handled becomes the 503, not a
+    500 with a traceback (logged as a warning: the outage is what an operator has to fix)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_store_error(exception):
+            return None
+        logger.warning("%s %s: a store is unavailable (%r)", request.method, request.path, exception)
+        return store_unavailable_response(request)
 
 
 def api_error_schema() -> dict[str, Any]:

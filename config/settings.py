@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.api_errors.StoreOutageMiddleware",
     # Last, as django-axes asks: it turns a lockout found during the login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

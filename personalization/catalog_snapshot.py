@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from personalization.model_store import LoadedModel, active_model_checked, keep_checking
+from personalization.model_store import LoadedModel, active_model_checked, held_only, keep_checking
 from personalization.models import Product
 
 CHANGES_MARGIN = timedelta(seconds=5)
@@ -138,9 +138,13 @@ def catalog_snapshot(model: LoadedModel) -> CatalogSnapshot:
     snapshot: CatalogSnapshot | None = model.memo.get("catalog")
     if snapshot is not None:
         now = time.monotonic()
-        if _kept(snapshot, now) or (
-            now - snapshot.taken_at < settings.PZ_CATALOG_REFRESH_SECONDS
-            and now - snapshot.checked_at < settings.PZ_CATALOG_CHANGES_SECONDS
+        if (
+            held_only.get()
+            or _kept(snapshot, now)
+            or (
+                now - snapshot.taken_at < settings.PZ_CATALOG_REFRESH_SECONDS
+                and now - snapshot.checked_at < settings.PZ_CATALOG_CHANGES_SECONDS
+            )
         ):
             return snapshot
     return _brought_up_to_date(model)

@@ -18,6 +18,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,10 @@ class _Process:
 
 _state = _Process()
 
+# Set while a request is answered from what this process holds because a store is down
+# (personalization.serving.outages): the active version and its catalog snapshot are not checked.
+held_only: ContextVar[bool] = ContextVar("held_only", default=False)
+
 
 def active_pointer() -> tuple[int, int] | None:
     """(version id, revision) of the active version: from the cache, else the database."""
@@ -217,7 +222,7 @@ def active_model() -> LoadedModel | None:
     """The active version, loaded (and re-checked at most every ``PZ_MODEL_CHECK_SECONDS``, by
     the process's keeper thread when it has one: then a request never loads a version)."""
     now = time.monotonic()
-    if now - _state.checked < settings.PZ_MODEL_CHECK_SECONDS or _kept(now):
+    if held_only.get() or now - _state.checked < settings.PZ_MODEL_CHECK_SECONDS or _kept(now):
         return _state.model
     return active_model_checked()
 

@@ -1,5 +1,6 @@
 """The recommendation API: ``GET /api/v1/recommendations``, for storefront widgets and shop servers."""
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
@@ -12,12 +13,14 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.api_errors import api_error_schema
+from config.api_errors import api_error_schema, store_unavailable_response
 from config.input_errors import msgspec_error_field
+from config.store_outages import STORE_ERRORS
 from consent.network import gpc_signal, request_facts
 from consent.services import consent_apply_gpc
 from consent.subjects import InvalidSubject, Subject
 from personalization.serving import Served, ServeRequest, UnknownPlacement, serve
+from personalization.serving.outages import held_answer, stores_breaker
 from tracking.authentication import (
     HasSourceKey,
     SourceCredential,
@@ -26,7 +29,10 @@ from tracking.authentication import (
     user_token_valid,
 )
 from tracking.internal_events import internal_event_send
+from tracking.models import Source
 from tracking.user_agents import describe_user_agent
+
+logger = logging.getLogger(__name__)
 
 PUBLIC_MAX_AGE = 60
 JSON_RENDERER = JSONRenderer()
@@ -36,7 +42,8 @@ SOURCE_SECONDS = 60.0
 class CachedSourceAuthentication(WriteKeyQueryAuthentication):
     """The keys of ``WriteKeyQueryAuthentication``, with each key's source kept in the process for
     a minute: a widget's every request would otherwise cost a query for its key (a revoked key
-    stops working within that minute, as at the collector)."""
+    stops working within that minute, as at the collector). While PostgreSQL is down, a key this
+    process knew is taken as it was."""
 
     _known: ClassVar[dict[str, tuple[float, tuple[None, SourceCredential]]]] = {}
 
@@ -51,7 +58,12 @@ class CachedSourceAuthentication(WriteKeyQueryAuthentication):
         known = self._known.get(key)
         if known is not None and known[0] > now:
             return known[1]
-        found = super().authenticate(request)
+        try:
+            found = super().authenticate(request)
+        except STORE_ERRORS:
+            if known is None:
+                raise
+            return known[1]  # PostgreSQL is down: the key as this process last knew it
         if found is not None:
             if len(self._known) > 10_000:
                 self._known.clear()
@@ -138,6 +150,11 @@ class RecommendationsSerializer(serializers.Serializer[Any]):
     items = RecommendedItemSerializer(many=True)
     personalized = serializers.BooleanField()
     note = serializers.CharField(help_text="Why the answer is not what was asked for (no consent, cold start, …).")
+    fallback = serializers.ChoiceField(
+        choices=["", "budget", "error", "outage"],
+        help_text="Empty, or why the placement's fallback list answered: over the latency budget, an error, "
+        "or a store's outage (then nothing personal is used, and the answer must not be cached).",
+    )
 
 
 def answer_body(served: Served) -> dict[str, Any]:
@@ -161,6 +178,7 @@ def answer_body(served: Served) -> dict[str, Any]:
         ],
         "personalized": served.personalized,
         "note": served.note,
+        "fallback": served.fallback,
     }
 
 
@@ -190,6 +208,15 @@ def exposure_event(served: Served, subject: Subject) -> dict[str, Any]:
     }
 
 
+def served_and_logged(asked: ServeRequest, *, source_id: int, meta: dict[str, Any]) -> Served:
+    """The answer, with the visitor's GPC signal recorded first and the exposure logged after."""
+    if gpc_signal(meta):
+        consent_apply_gpc(subject=asked.subject, **request_facts(meta, 0))
+    served = serve(asked)
+    internal_event_send(source_id=source_id, event=exposure_event(served, asked.subject), meta=meta)
+    return served
+
+
 class RecommendationsView(APIView):
     authentication_classes = [CachedSourceAuthentication]
     permission_classes = [HasSourceKey]
@@ -213,6 +240,11 @@ class RecommendationsView(APIView):
             200: RecommendationsSerializer,
             400: OpenApiResponse(api_error_schema(), description="Unknown placement or bad parameters."),
             401: OpenApiResponse(api_error_schema(), description="Missing or unknown key."),
+            503: OpenApiResponse(
+                api_error_schema(),
+                description="A store is down and this server holds nothing to answer with (code store_unavailable); "
+                "retry after Retry-After seconds.",
+            ),
         },
     )
     def get(self, request: Request) -> HttpResponse:
@@ -231,28 +263,40 @@ class RecommendationsView(APIView):
         except InvalidSubject as exc:
             raise exceptions.ValidationError({"anonymousId": [str(exc)]}) from exc
         meta = dict(request.META)
-        if gpc_signal(meta):
-            consent_apply_gpc(subject=subject, **request_facts(meta, 0))
-        try:
-            served = serve(
-                ServeRequest(
-                    placement=params.placement,
-                    subject=subject,
-                    product=params.product,
-                    category=params.category,
-                    limit=params.limit,
-                    country=params.country.upper(),
-                    device=describe_user_agent(str(meta.get("HTTP_USER_AGENT", ""))).device,
-                )
-            )
-        except UnknownPlacement as exc:
-            raise exceptions.ValidationError({"placement": [str(exc)]}) from exc
-        internal_event_send(source_id=source.pk, event=exposure_event(served, subject), meta=meta)
+        asked = ServeRequest(
+            placement=params.placement,
+            subject=subject,
+            product=params.product,
+            category=params.category,
+            limit=params.limit,
+            country=params.country.upper(),
+            device=describe_user_agent(str(meta.get("HTTP_USER_AGENT", ""))).device,
+        )
+        served = None
+        if not stores_breaker.opened:  # open: a store failed again and again lately, do not wait for it
+            try:
+                with stores_breaker:
+                    served = served_and_logged(asked, source_id=source.pk, meta=meta)
+            except UnknownPlacement as exc:
+                raise exceptions.ValidationError({"placement": [str(exc)]}) from exc
+            except STORE_ERRORS as exc:
+                logger.warning("serving %s from memory: a store is unavailable (%r)", asked.placement, exc)
+        if served is None:
+            served = held_answer(asked)
+            if served is None:
+                return self.cors(store_unavailable_response(request), source, request)
         # Encoded here rather than by DRF's renderer and content negotiation: the answer is JSON only.
         response = HttpResponse(msgspec.json.encode(answer_body(served)), content_type="application/json")
-        response["Cache-Control"] = (
-            f"public, max-age={PUBLIC_MAX_AGE}" if not served.personalized else "private, no-store"
-        )
+        if served.fallback == "outage":
+            response["Cache-Control"] = "no-store"  # the stores are back in a moment: nobody keeps it
+        elif served.personalized:
+            response["Cache-Control"] = "private, no-store"
+        else:
+            response["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE}"
+        return self.cors(response, source, request)
+
+    @staticmethod
+    def cors(response: HttpResponse, source: Source, request: Request) -> HttpResponse:
         for header, value in cors_headers(source, request.META.get("HTTP_ORIGIN")).items():
             response[header] = value
         return response

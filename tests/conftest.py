@@ -97,6 +97,16 @@ def _empty_cache() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _stores_breaker_closed() -> Iterator[None]:
+    """Each test starts with the serving path trying its stores (an outage a test made is its own)."""
+    from personalization.serving.outages import stores_breaker
+
+    stores_breaker.reset()
+    yield
+    stores_breaker.reset()
+
+
+@pytest.fixture(autouse=True)
 def _model_directory(settings: Any, tmp_path: Path) -> Iterator[Path]:
     """Each test trains into a folder of its own, and serves from no model it did not train."""
     from personalization.model_store import forget_loaded_model

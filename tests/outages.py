@@ -7,6 +7,7 @@ front of the shared PostgreSQL. The shared servers themselves are never stopped.
   and refuses new ones (what a client sees while the server is down); ``restore()`` accepts again.
 - The ``private_redis`` and ``database_outage`` fixtures (in ``tests/conftest.py``) point this
   process's settings and connections at them for one test.
+- ``assert_store_unavailable``: what an API answers while a store it needs is down.
 """
 
 import contextlib
@@ -17,10 +18,22 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def assert_store_unavailable(response: Any) -> None:
+    """The 503 of a request a store's outage stopped (``config.api_errors``)."""
+    assert response.status_code == 503
+    assert (response["Retry-After"], response["Cache-Control"]) == ("30", "no-store")
+    assert response.json() == {
+        "code": "store_unavailable",
+        "detail": "A store the platform needs is unavailable; nothing was changed. Retry later.",
+        "fields": {},
+    }
 
 
 def free_port() -> int:

@@ -32,6 +32,7 @@ class SourceAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Source, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            services.source_cache_forget(source=obj)
             return
         keys = services.source_create(name=form.cleaned_data["name"])
         obj.pk = keys.source.pk

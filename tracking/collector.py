@@ -3,6 +3,11 @@
 Plain Django views rather than DRF: this is the hottest path of the platform, and every request
 goes straight to ``tracking.ingestion.events_ingest``. Errors are JSON ``{"code", "detail", "fields"}``
 like the rest of the API.
+
+While a store is down the collector answers 503 with ``Retry-After`` and appends nothing (Segment
+and RudderStack SDKs retry a 5xx), never a 200 for an event it could not append: Redis down, or
+PostgreSQL down when the request needs it (a write key no process has seen lately, a visitor
+whose consent state is not in Redis). See docs/operating.md.
 """
 
 import base64
@@ -17,6 +22,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from config.api_errors import STORE_UNAVAILABLE, store_unavailable_headers
+from config.store_outages import STORE_ERRORS
 from tracking.event_schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, ONE_LETTER_TYPES
 from tracking.ingestion import events_ingest
 from tracking.selectors import SourceInfo, source_info_for_write_key
@@ -37,15 +44,31 @@ class BatchRequest(msgspec.Struct):
 
 
 _BATCH_JSON = msgspec.json.Decoder(BatchRequest)
+# Nothing was appended: any refusal of Redis (a full one too), or a store that did not answer.
+UNAPPENDED_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, *STORE_ERRORS)
 
 
 class CollectorError(Exception):
-    def __init__(self, status: int, code: str, detail: str, fields: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        fields: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.fields = status, code, detail, fields or {}
+        self.headers = headers or {}
 
     def response(self) -> JsonResponse:
-        return JsonResponse({"code": self.code, "detail": self.detail, "fields": self.fields}, status=self.status)
+        body = {"code": self.code, "detail": self.detail, "fields": self.fields}
+        return JsonResponse(body, status=self.status, headers=self.headers)
+
+
+def store_unavailable() -> CollectorError:
+    """A store the request needs is down: nothing was appended, the sender retries later."""
+    return CollectorError(503, "store_unavailable", STORE_UNAVAILABLE, headers=store_unavailable_headers())
 
 
 def _body(request: HttpRequest) -> bytes:
@@ -101,7 +124,10 @@ def _source(request: HttpRequest, payload: Any) -> SourceInfo:
             "not_authenticated",
             "Send the source's write key as the HTTP Basic user name, or as writeKey in the body.",
         )
-    source = source_info_for_write_key(key)
+    try:
+        source = source_info_for_write_key(key)
+    except STORE_ERRORS as exc:
+        raise store_unavailable() from exc
     if source is None:
         raise CollectorError(401, "authentication_failed", "Unknown or revoked write key.")
     return source
@@ -158,8 +184,8 @@ def _ingest(request: HttpRequest, payload: Any, kind: str, source: SourceInfo) -
             batch_context=batch_context,
             batch_sent_at=batch_sent_at,
         )
-    except redis.RedisError as exc:
-        raise CollectorError(503, "unavailable", "The event stream is unavailable; nothing was stored. Retry.") from exc
+    except UNAPPENDED_ERRORS as exc:
+        raise store_unavailable() from exc
     everything_refused = result.rejected and not result.accepted and not result.dropped
     return JsonResponse(result.body(), status=400 if everything_refused else 200)
 
@@ -192,7 +218,8 @@ def collect(request: HttpRequest, kind: str) -> HttpResponse:
 @csrf_exempt
 def pixel(request: HttpRequest, kind: str) -> HttpResponse:
     """``GET /v1/pixel/<kind>?data=<base64 JSON>``: for e-mails and pages without JavaScript. Always
-    answers the 1×1 GIF, whatever happened to the event (an image cannot show an error)."""
+    answers the 1×1 GIF, whatever happened to the event (an image cannot show an error); while a
+    store is down, with the collector's 503 and ``Retry-After`` (browsers show the image anyway)."""
     response = HttpResponse(PIXEL, content_type="image/gif")
     response["Cache-Control"] = "no-store"
     try:
@@ -201,6 +228,12 @@ def pixel(request: HttpRequest, kind: str) -> HttpResponse:
         source = _source(request, payload)
         if kind in PATH_TYPES:
             _ingest(request, payload, kind, source)
-    except (CollectorError, binascii.Error, ValueError):
+    except CollectorError as error:
+        response["X-Pz-Event"] = "refused" if error.status != 503 else "unavailable"
+        if error.status == 503:
+            response.status_code = 503
+            for header, value in error.headers.items():
+                response[header] = value
+    except (binascii.Error, ValueError):
         response["X-Pz-Event"] = "refused"
     return response

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Q, QuerySet
 
 from config import sql
+from config.store_outages import STORE_ERRORS
 from tracking import live_mirror
 from tracking.event_schema import product_key
 from tracking.models import Customer, Event, Order, OrderLine, Profile, Source
@@ -33,9 +34,16 @@ class SourceInfo:
 
 
 SOURCE_CACHE_SECONDS = 60
+# How long the last-known copy of a source lasts, which the collector goes by while PostgreSQL is down.
+SOURCE_KNOWN_SECONDS = 7 * 86_400
 
 
 _recent_sources: dict[str, tuple[float, tuple[Any, ...]]] = {}
+
+
+def source_cache_key(write_key: str) -> str:
+    """The cache key of a write key's source (``:known`` appended: its last-known copy)."""
+    return "tracking:source:" + hashlib.sha256(write_key.encode()).hexdigest()[:32]
 
 
 def source_info_for_write_key(write_key: str) -> SourceInfo | None:
@@ -49,16 +57,32 @@ def source_info_for_write_key(write_key: str) -> SourceInfo | None:
     if remembered is not None and remembered[0] > now:
         cached = remembered[1]
     else:
-        key = "tracking:source:" + hashlib.sha256(write_key.encode()).hexdigest()[:32]
+        key = source_cache_key(write_key)
         cached = cache.get(key)
         if cached is None:
-            source = source_for_write_key(write_key=write_key)
-            cached = (source.pk, tuple(source.allowed_origins or ())) if source else ()
-            cache.set(key, cached, SOURCE_CACHE_SECONDS)
+            cached = _source_read(write_key, key)
         if len(_recent_sources) > 10_000:
             _recent_sources.clear()
         _recent_sources[write_key] = (now + SOURCE_CACHE_SECONDS, cached)
     return SourceInfo(cached[0], cached[1]) if cached else None
+
+
+def _source_read(write_key: str, key: str) -> tuple[Any, ...]:
+    """A write key's source from the database, cached for a minute, and kept longer as the last-known
+    copy: while PostgreSQL is down the collector goes by that copy (it is refreshed whenever the key
+    is read, so a revocation the database answered is in it), and answers 503 only for a key it
+    has no copy of."""
+    try:
+        source = source_for_write_key(write_key=write_key)
+    except STORE_ERRORS:
+        known: tuple[Any, ...] | None = cache.get(key + ":known")
+        if known is None:
+            raise
+        return known
+    found = (source.pk, tuple(source.allowed_origins or ())) if source else ()
+    cache.set(key, found, SOURCE_CACHE_SECONDS)
+    cache.set(key + ":known", found, SOURCE_KNOWN_SECONDS)
+    return found
 
 
 def source_by_name(*, name: str) -> Source | None:

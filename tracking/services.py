@@ -9,10 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from personalization.selectors import product_ids_by_sku
 from tracking.models import Customer, Order, OrderLine, Source
+from tracking.selectors import source_cache_key
 
 WRITE_KEY_PREFIX = "pzw_"
 SECRET_KEY_PREFIX = "pzs_"  # noqa: S105 (a prefix that marks secret keys, not a secret)
@@ -47,6 +49,14 @@ def source_create(*, name: str) -> SourceKeys:
         secret_key_prefix=secret_key[:10],
     )
     return SourceKeys(source=source, write_key=source.write_key, secret_key=secret_key)
+
+
+def source_cache_forget(*, source: Source) -> None:
+    """Drop the collector's cached copies of a changed source (its last-known copy too) once the
+    change commits: a key revoked in the admin is then refused within the minute, and never
+    accepted on a stale copy while PostgreSQL is down."""
+    key = source_cache_key(source.write_key)
+    transaction.on_commit(lambda: cache.delete_many([key, key + ":known"]))
 
 
 def source_rotate_secret_key(*, source: Source) -> str:

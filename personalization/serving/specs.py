@@ -132,6 +132,13 @@ def placement_spec(key: str) -> PlacementSpec:
     return spec
 
 
+def placement_spec_held(key: str) -> PlacementSpec | None:
+    """The placement as this process last read it, without a check (None: never read here)."""
+    with _placements_lock:
+        spec: PlacementSpec | None = _placements["specs"].get(key)
+    return spec
+
+
 def forget_placements() -> None:
     with _placements_lock:
         _placements.update(version=None, checked=0.0, specs={})
