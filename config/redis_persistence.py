@@ -79,3 +79,17 @@ def redis_persistence_refused(client: redis.Redis, *, process: str) -> str | Non
     if problem and not settings.DEBUG and not settings.PZ_REDIS_VOLATILE_OK:
         return problem
     return None
+
+
+def redis_persistence_log(*, process: str) -> None:
+    """At the start of a process that does not wait for Redis (a web worker, a Celery worker): log
+    an error if Redis may lose accepted events. A Redis not answering yet is left to the requests."""
+    if not settings.REDIS_URL:
+        return
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        redis_persistence_problem(client, process=process)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()

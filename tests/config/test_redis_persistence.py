@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from config.redis_persistence import redis_persistence_log
 from tests.outages import RedisServer
 from tracking import stream
 from tracking.models import Event
@@ -62,3 +63,15 @@ def test_a_durable_redis_starts_the_consumer_without_a_word(
     with caplog.at_level(logging.ERROR, logger="config.redis_persistence"):
         call_command("consume_events", "--exit-when-idle", stdout=StringIO())
     assert caplog.records == []
+
+
+def test_web_and_celery_workers_log_it_at_start_and_start_all_the_same(
+    settings: Any, volatile_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.DEBUG = False
+    with caplog.at_level(logging.ERROR, logger="config.redis_persistence"):
+        redis_persistence_log(process="web worker")
+        settings.REDIS_URL = "redis://127.0.0.1:1/0"  # not answering: left to the requests
+        redis_persistence_log(process="web worker")
+    (record,) = caplog.records
+    assert record.getMessage().startswith("web worker: Redis at 127.0.0.1 may lose accepted events (appendonly is off")
