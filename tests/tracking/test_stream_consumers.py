@@ -238,7 +238,7 @@ def raw_batch(source_id: int, batch_id: str, events: list[dict[str, Any]]) -> di
     }
 
 
-POISONS = {
+POISONS: dict[str, tuple[dict[str, Any], str]] = {
     # no time zone: Python fails comparing it with the visitor's session, before any SQL
     "naive time": ({"timestamp": "2026-01-05T10:00:00"}, "offset-naive and offset-aware"),
     # PostgreSQL refuses a NUL in jsonb: the transaction fails inside the database
