@@ -1,4 +1,10 @@
-"""``/healthz``: is this process able to serve? 200 when every configured backend answers, 503 otherwise."""
+"""``/healthz``: is this process able to serve? 200 when every configured backend answers, 503 otherwise.
+
+Redis's check also shows whether it keeps accepted events (``config.redis_persistence``) and how
+many events wait in the dead-letter stream. A Redis that may lose events answers 200 with
+``warnings``, not 503: a load balancer would take every web worker out for a configuration
+warning, and the collector would then refuse every event instead of risking some.
+"""
 
 from typing import Any
 
@@ -8,6 +14,9 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from config.redis_persistence import SETTINGS_NEEDED, redis_persistence
+from tracking.stream import DEAD_LETTERS
 
 
 def _database_state() -> dict[str, Any]:
@@ -25,12 +34,16 @@ def _redis_state() -> dict[str, Any]:
         return {"status": "not_configured"}
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
     try:
-        client.ping()
+        persistence = redis_persistence(client)
+        dead_letters = int(client.xlen(DEAD_LETTERS))
     except redis.RedisError as exc:
         return {"status": "down", "error": type(exc).__name__}
     finally:
         client.close()
-    return {"status": "up"}
+    state: dict[str, Any] = {"status": "up", "persistence": persistence.as_dict(), "dead_letters": dead_letters}
+    if persistence.problems:
+        state["warnings"] = [*persistence.problems, f"configure Redis with: {SETTINGS_NEEDED}"]
+    return state
 
 
 @never_cache
@@ -38,6 +51,7 @@ def _redis_state() -> dict[str, Any]:
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database_state(), "redis": _redis_state()}
     healthy = all(check["status"] != "down" for check in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
-    )
+    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    if warnings := [f"{name}: {text}" for name, check in checks.items() for text in check.get("warnings", [])]:
+        body["warnings"] = warnings
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -322,6 +322,9 @@ PZ_PROCESS_EVENTS_IN_PROCESS = env.bool("PZ_PROCESS_EVENTS_IN_PROCESS", default=
 # With the stream, the platform's own events (each answer's exposure) wait in the process at most
 # this long, and are appended together (see tracking.internal_events).
 PZ_INTERNAL_EVENTS_FLUSH_MS = env.int("PZ_INTERNAL_EVENTS_FLUSH_MS", default=50)
+# Production consumers refuse a Redis that may lose accepted events (no append-only file, or an
+# allkeys-* eviction policy) unless this says the loss is accepted (see config.redis_persistence).
+PZ_REDIS_VOLATILE_OK = env.bool("PZ_REDIS_VOLATILE_OK", default=False)
 
 # --- Recommenders ----------------------------------------------------------------------------------
 # Where trained models are written (one folder per version, NumPy files that serving processes

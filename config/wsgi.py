@@ -16,6 +16,10 @@ from personalization.serving import warm_up  # noqa: E402
 warm_up()
 keep_fresh()
 
+from config.redis_persistence import redis_persistence_log  # noqa: E402
+
+redis_persistence_log(process="web worker")
+
 # Django, the apps and their imports leave ~200,000 long-lived objects that every full collection
 # walks: ~100 ms on a busy 2-core machine, during which each request queued on the worker waits
 # (the collector's batches, which allocate much, set one off every few seconds). Frozen, they are

@@ -1,5 +1,7 @@
 from typing import Any
 
+import redis
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +15,7 @@ from consent.services import export_request_create, staff_access_record, subject
 from consent.subjects import Subject
 from personalization.resources import SPREADSHEET_FORMATS
 from tracking import services
+from tracking.dead_letters import dead_letters_count
 from tracking.models import Customer, Event, IngestCount, Order, OrderLine, Profile, Source
 
 
@@ -222,6 +225,15 @@ class IngestCountAdmin(TrackingReadOnlyAdmin):
     list_display = ["day", "source", "outcome", "count"]
     list_filter = ["outcome", "source", "day"]
     date_hierarchy = "day"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Beside the counts, the events set aside in the dead-letter stream (none without Redis)."""
+        try:
+            waiting: int | None = dead_letters_count()
+        except redis.RedisError:
+            waiting = None
+        context = {"dead_letters": waiting, "streaming": bool(settings.REDIS_URL), **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -7,8 +7,11 @@ class TrackingConfig(AppConfig):
 
     def ready(self) -> None:
         from consent.registry import register_personal_data
-        from tracking import privacy
+        from tracking import dead_letters, privacy
 
         register_personal_data(
             "tracking", export=privacy.subject_export, erase=privacy.subject_erase, purge=privacy.purge
+        )
+        register_personal_data(
+            "event dead letters", export=dead_letters.subject_export, erase=dead_letters.subject_erase
         )

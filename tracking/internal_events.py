@@ -13,8 +13,9 @@ time it was sent, so batching changes nothing of what is stored.
 
 The trade: an event reaches the stream up to ``PZ_INTERNAL_EVENTS_FLUSH_MS`` after its answer,
 and the events still in the buffer when a process is killed are lost (one that exits, a granian
-worker included, flushes them). If the stream cannot be reached, they are kept and tried again
-each second, up to ``MAX_WAITING``; beyond that the oldest are dropped, and logged. Without the
+worker included, flushes them). If Redis or the database cannot be reached, they are kept and
+tried again after a pause growing to 5 s (the outage logged once as it starts and once as it
+ends), up to ``MAX_WAITING``; beyond that the oldest are dropped, and logged. Without the
 stream (the embedded configuration, or ``PZ_PROCESS_EVENTS_IN_PROCESS``) each event is processed
 at once, in the request, as before.
 """
@@ -34,6 +35,7 @@ import msgspec
 from django.conf import settings
 from django.db import close_old_connections
 
+from config.outages import Outage, is_outage
 from consent.network import request_facts
 from tracking.ingestion import events_ingest, streaming
 
@@ -58,6 +60,7 @@ class _Buffer:
         self.starting = threading.Lock()
         self.thread: threading.Thread | None = None
         self.dropped = 0
+        self.outage: BaseException | None = None  # why the last flush failed, when a store was down
 
     def started(self) -> None:
         if self.thread is not None:
@@ -72,6 +75,7 @@ class _Buffer:
 
     def run(self) -> None:
         period = settings.PZ_INTERNAL_EVENTS_FLUSH_MS / 1000
+        outage = Outage(logger, "The platform's own events")
         while True:
             self.wake.wait(period)
             self.wake.clear()
@@ -82,7 +86,11 @@ class _Buffer:
                 appended = False
             finally:
                 close_old_connections()  # the consent gate may read people it has no state of
-            if not appended:
+            if appended:
+                outage.over()
+            elif self.outage is not None:  # kept, and tried again once the store may be back
+                outage.wait(self.outage)
+            else:
                 time.sleep(RETRY_SECONDS)
 
     def flush(self) -> bool:
@@ -102,11 +110,14 @@ class _Buffer:
                             received_at=datetime.now(UTC),
                             internal=True,
                         )
-                    except Exception:
-                        logger.exception("the platform's own events could not be appended; trying again")
+                    except Exception as exc:
+                        self.outage = exc if is_outage(exc) else None
+                        if self.outage is None:
+                            logger.exception("the platform's own events could not be appended; trying again")
                         self._keep([(source, raw) for source, raws in by_source.items() for raw in raws])
                         return False
                     del by_source[source_id]
+            self.outage = None
             return True
 
     def _keep(self, events: list[tuple[int, msgspec.Raw]]) -> None:

@@ -63,7 +63,8 @@ def batches_process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
 
 def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
     new_ids = _mark_processed([batch["id"] for batch in batches])
-    batches = [batch for batch in batches if batch["id"] in new_ids]
+    # Each new batch once: the same one twice in a micro-batch (a dead letter redriven twice) is skipped too.
+    batches = list({batch["id"]: batch for batch in reversed(batches) if batch["id"] in new_ids}.values())[::-1]
     unique: dict[tuple[int, str], tuple[int, dict[str, Any]]] = {}
     total = 0
     for batch in batches:

@@ -97,23 +97,12 @@ def claim_stale(consumer: str, *, idle_ms: int, count: int) -> list[Entry]:
     return _decode(response[1])
 
 
-def deliveries(entry_id: str) -> int:
-    pending: Any = client().xpending_range(STREAM, GROUP, min=entry_id, max=entry_id, count=1)
-    return int(pending[0]["times_delivered"]) if pending else 0
-
-
 def acknowledge(entry_ids: Sequence[str]) -> None:
     if entry_ids:
         pipe = client().pipeline(transaction=False)
         pipe.xack(STREAM, GROUP, *entry_ids)
         pipe.xdel(STREAM, *entry_ids)
         pipe.execute()
-
-
-def dead_letter(entry_id: str, batch: Mapping[str, Any], error: str) -> None:
-    """Keep an entry that keeps failing aside (for a person to look at) and acknowledge it."""
-    client().xadd(DEAD_LETTERS, {"b": msgspec.json.encode(batch), "entry": entry_id, "error": error[:2000]})
-    acknowledge([entry_id])
 
 
 def backlog() -> dict[str, int]:

@@ -32,6 +32,7 @@ from personalization.services import model_version_train
 from personalization.services.session_lists import session_lists_score
 from tests.factories import ProductFactory
 from tests.personalization.history import FAST
+from tracking import dead_letters
 from tracking.models import Customer, Order
 from tracking.services import OrderIn, OrderLineIn, order_bulk_record
 
@@ -147,6 +148,17 @@ def seed_everything(
     assert session_lists_score(profile_keys=[f"u:{USER}"]) == (1 if settings.REDIS_URL else 0)
     if settings.REDIS_URL:  # and the country a widget asked for them with, noted beside it
         session_lists.country_note(f"u:{USER}", "GB")
+    # events the consumers set aside: one naming them through their anonymous id, one their user
+    # id, and a whole batch (set aside before events were split) with someone else's event
+    if settings.REDIS_URL:
+        batch = {"id": "dead", "source": keys.source.pk, "received_at": "2026-01-05T10:00:01+00:00",
+                 "events": [{**events[0], "messageId": "dead-1"}, {**events[2], "messageId": "dead-2"},
+                            {**events[0], "anonymousId": "someone-else", "messageId": "dead-3"}],
+                 "dropped": {}, "rejected": 0}  # fmt: skip
+        failure = TypeError("can't compare offset-naive and offset-aware datetimes")
+        dead_letters.entry_set_aside(entry_id="1-0", batch=batch, poison=[(0, events[0], failure)])
+        dead_letters.entry_set_aside(entry_id="2-0", batch=batch, poison=[(1, events[2], failure)])
+        dead_letters.entry_set_aside_whole(entry_id="3-0", batch=batch, error=failure)
     # the demo shop: a session browsing as the customer (in the database and, cached_db, in the cache)
     client.post("/shop/customers/browse-as/", {"user_id": USER})
     session = client.session
@@ -183,7 +195,11 @@ def redis_naming(identifier: str) -> list[bytes]:
     client = redis.Redis.from_url(settings.REDIS_URL)
     hits = []
     for key in client.scan_iter("*"):
-        value = client.get(key) if client.type(key) == b"string" else b""
+        kind = client.type(key)
+        value: Any = client.get(key) if kind == b"string" else b""
+        if kind == b"stream":  # every field of every entry (the event stream, its dead letters)
+            entries: Any = client.xrange(key)
+            value = b" ".join(v for _, fields in entries for v in fields.values())
         if identifier.encode() in key or identifier.encode() in (value or b""):
             hits.append(key)
     return hits
@@ -211,6 +227,7 @@ def test_erasure_leaves_nothing_identifying_anywhere(
         "recommendation models",
         "recommendation exposures",
         "session recommendation lists",
+        "event dead letters",
     }
     model = active_model()
     assert model is not None and model.user_row([subject_hash("user", USER)]) >= 0
@@ -242,7 +259,11 @@ def test_erasure_leaves_nothing_identifying_anywhere(
             "session lists deleted": 1 if settings.REDIS_URL else 0,
             "session list countries deleted": 1 if settings.REDIS_URL else 0,
         },
+        "event dead letters": {"dead-lettered events deleted": 4 if settings.REDIS_URL else 0},
     }
+    if settings.REDIS_URL:  # someone else's event stays, for a person to look at
+        (kept,) = dead_letters.dead_letters_list()
+        assert [event["messageId"] for event in kept.batch["events"]] == ["dead-3"]
     exposure = Exposure.objects.get(rec_id=REC_ID)  # the campaign's figures keep it, without ids
     assert (exposure.user_id, exposure.anonymous_id, exposure.outcomes.count()) == ("", "", 1)
     # the model files no longer know them, serving reloads them, and nothing personal is served

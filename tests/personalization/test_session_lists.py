@@ -2,13 +2,19 @@
 when scored from what the visitor is now, the same as live scoring, and never without consent.
 They live in Redis: these tests need it (no embedded run)."""
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 
 from consent.services import consent_record, subject_erase
@@ -30,6 +36,8 @@ from personalization.services.session_lists import (
     session_lists_score,
     session_lists_score_changed,
 )
+from tests.conftest import ROOT
+from tests.outages import RedisServer, wait_until
 from tests.personalization.history import FAST, KITCHEN, build_shop, train
 from tests.personalization.test_recommendations import view
 from tracking import live_mirror
@@ -300,3 +308,34 @@ def test_without_consent_the_country_noted_goes_with_the_list(
     session_lists_score(profile_keys=["a:browser-7"])
     assert session_lists.lists_read(["a:browser-7"]) == [None]
     assert session_lists.countries_read(["a:browser-7"]) == [""]
+
+
+def test_the_command_rides_out_a_redis_restart_saying_so_once(private_redis: RedisServer, tmp_path: Path) -> None:
+    database = connection.settings_dict
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "REDIS_URL": private_redis.url,
+    }
+    log = tmp_path / "score_sessions.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "score_sessions"], cwd=ROOT, env=environment, stdout=output, stderr=output
+        )
+    try:
+        wait_until(lambda: "Scoring visitors' lists" in log.read_text(), timeout=60)
+        private_redis.stop()
+        wait_until(lambda: "a store is unreachable" in log.read_text(), timeout=30)
+        private_redis.start()
+        wait_until(lambda: "the stores answer again" in log.read_text(), timeout=30)
+        assert process.poll() is None  # still running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    text = log.read_text()
+    assert (text.count("a store is unreachable"), text.count("the stores answer again"), text.count("Traceback")) == (
+        1,
+        1,
+        0,
+    )
+    assert "Stopped: 0 sessions scored." in text

@@ -2,6 +2,7 @@
 of the process (``tracking.internal_events``): stored as if ingested at once, gated on consent the
 same way, and kept while the stream cannot be reached."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from django.utils import timezone
 from consent.services import consent_record
 from consent.subjects import Subject
 from tests.conftest import ROOT
+from tests.outages import RedisServer, wait_until
 from tracking import internal_events, stream
 from tracking.ingestion import events_ingest
 from tracking.internal_events import internal_event_send, internal_events_dropped, internal_events_flush
@@ -134,3 +136,27 @@ def test_a_server_worker_that_stops_appends_what_waits(watched: Subject) -> None
     batches = [msgspec.json.decode(fields[b"b"]) for _, fields in entries]
     # the stranger gave no analytics consent: the three are counted as dropped, as at once
     assert [(batch["events"], batch["dropped"]) for batch in batches] == [([], {"no_consent": 3})]
+
+
+def test_the_thread_keeps_what_waits_through_a_redis_restart_and_says_so_once(
+    private_redis: RedisServer, commit: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    commit(
+        lambda: consent_record(subject=Subject(anonymous_id="watched"), choices={"analytics": True}, source="banner")
+    )
+    internal_event_send(source_id=1, event=exposure("m1", "watched"), meta=META)
+    wait_until(lambda: len(stored()) == 1)
+    with caplog.at_level(logging.WARNING, logger="tracking.internal_events"):
+        private_redis.stop()
+        for n in range(2, 5):  # answered while Redis is down
+            internal_event_send(source_id=1, event=exposure(f"m{n}", "watched"), meta=META)
+        internal_events._buffer.wake.set()
+        wait_until(lambda: "a store is unreachable" in caplog.text)
+        private_redis.start()  # from its append-only file
+        wait_until(lambda: len(stored()) == 4, timeout=30)
+        wait_until(lambda: "answer again" in caplog.text)
+    assert [event["messageId"] for event in stored()] == ["m1", "m2", "m3", "m4"]
+    messages = [record.getMessage() for record in caplog.records]  # one as it starts, one as it ends
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("The platform's own events: a store is unreachable (ConnectionError: ")
+    assert messages[1].startswith("The platform's own events: the stores answer again after ")

@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from consent.models import Purpose
 from consent.services import refresh_policy_cache
-from tracking import consumer, stream
+from tests.outages import RedisServer, TcpProxy, wait_until
+from tracking import consumer, dead_letters, stream
 from tracking.ingestion import events_ingest
 from tracking.models import Event, IngestCount, Profile
 from tracking.services import source_create
@@ -50,14 +51,17 @@ class Consumers:
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, fault: str = "") -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, fault: str = "", *, log: Path | None = None, **environment: str
+    ) -> subprocess.Popen[bytes]:
+        """``log``: a file for its log (else a pipe); ``environment``: variables to override."""
         command = [sys.executable, "manage.py", "consume_events", "--name", name, "--claim-idle-ms", "1500"]
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**self.environment, "PZ_CONSUMER_FAULT": fault},
+            env={**self.environment, "PZ_CONSUMER_FAULT": fault, **environment},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log.open("wb") if log else subprocess.PIPE,
         )
         self.processes.append(process)
         return process
@@ -197,3 +201,159 @@ def test_a_consumer_lingers_for_more_entries_before_a_transaction(monkeypatch: p
     )
     assert (stats.entries, stats.stored, stats.transactions) == (3, 3, 1)
     assert waits == [0.02]
+
+
+# --- failures: a poison event set aside alone, outages waited out ---------------------------------
+
+
+def raw_event(message_id: str, visitor: str, timestamp: str = "2026-01-05T10:00:00+00:00") -> dict[str, Any]:
+    """An event as the collector leaves it in the stream (see tracking.ingestion._normalized)."""
+    return {
+        "messageId": message_id,
+        "type": "track",
+        "event": "Product Viewed",
+        "name": "",
+        "userId": "",
+        "anonymousId": visitor,
+        "groupId": "",
+        "previousId": "",
+        "timestamp": timestamp,
+        "receivedAt": "2026-01-05T10:00:01+00:00",
+        "sentAt": None,
+        "originalTimestamp": timestamp,
+        "properties": {"product_id": "SKU1"},
+        "traits": {},
+        "context": {},
+    }
+
+
+def raw_batch(source_id: int, batch_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": batch_id,
+        "source": source_id,
+        "received_at": "2026-01-05T10:00:01+00:00",
+        "events": events,
+        "dropped": {"bot": 1},
+        "rejected": 2,
+    }
+
+
+POISONS: dict[str, tuple[dict[str, Any], str]] = {
+    # no time zone: Python fails comparing it with the visitor's session, before any SQL
+    "naive time": ({"timestamp": "2026-01-05T10:00:00"}, "offset-naive and offset-aware"),
+    # PostgreSQL refuses a NUL in jsonb: the transaction fails inside the database
+    "NUL character": ({"properties": {"product_id": "SKU1", "note": "a\u0000b"}}, "\\u0000"),
+}
+
+
+@pytest.mark.parametrize("poison", list(POISONS))
+def test_only_the_poison_event_is_set_aside_and_its_neighbours_are_stored(poison: str) -> None:
+    source = source_create(name="Web").source
+    change, error = POISONS[poison]
+    naive = {**raw_event("poison-1", "v1"), **change}
+    poisoned = stream.stream_append(
+        raw_batch(source.pk, "batch-p", [raw_event("good-1", "v1"), naive, raw_event("good-2", "v2")])
+    )
+    stream.stream_append(raw_batch(source.pk, "batch-n", [raw_event("next-1", "v3")]))  # a neighbouring entry
+
+    stats = consumer.consume_available(name="c")
+
+    assert sorted(Event.objects.values_list("message_id", flat=True)) == ["good-1", "good-2", "next-1"]
+    assert dict(Profile.objects.values_list("key", "product_views")) == {"a:v1": 1, "a:v2": 1, "a:v3": 1}
+    assert dict(IngestCount.objects.values_list("outcome", "count")) == {"stored": 3, "bot": 2, "rejected": 4}
+    (letter,) = dead_letters.dead_letters_list()
+    assert (letter.entry, letter.index, letter.message_id) == (poisoned, 1, "poison-1")
+    assert error in letter.error
+    assert letter.batch == {**raw_batch(source.pk, "batch-p/1", [naive]), "dropped": {}, "rejected": 0}
+    assert (stats.dead_lettered, stats.stored) == (1, 3)
+    assert stream.backlog() == {"length": 0, "pending": 0}
+
+
+def test_a_poison_entry_processed_again_after_a_crash_is_stored_and_set_aside_once() -> None:
+    source = source_create(name="Web").source
+    naive = raw_event("poison-1", "v1", timestamp="2026-01-05T10:00:00")
+    entry = stream.stream_append(raw_batch(source.pk, "batch-p", [raw_event("good-1", "v1"), naive]))
+    stream.ensure_group()
+    ((entry_id, batch),) = stream.read_new("c", count=10, block_ms=None)
+    # Killed after the dead letter was written and before the commit: nothing stored, one dead letter.
+    dead_letters.entry_set_aside(entry_id=entry_id, batch=batch, poison=[(1, naive, TypeError("naive"))])
+
+    consumer.consume_available(name="c")  # the same name resumes the pending entry
+
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["good-1"]
+    assert [(letter.entry, letter.index) for letter in dead_letters.dead_letters_list()] == [(entry, 1)]
+    assert dict(IngestCount.objects.values_list("outcome", "count")) == {"stored": 1, "bot": 1, "rejected": 2}
+
+
+def outage_lines(log: Path) -> tuple[int, int]:
+    """How many outages the consumer's log says started, and ended."""
+    text = log.read_text()
+    return text.count("a store is unreachable"), text.count("the stores answer again")
+
+
+def test_a_consumer_rides_out_a_redis_restart(consumers: Consumers, private_redis: RedisServer, tmp_path: Path) -> None:
+    source = source_create(name="Web").source
+    append(source.pk, views("v1", 150, "before"), batch_size=50)
+    log = tmp_path / "consumer.log"
+    process = consumers.start("consumer-a", log=log, REDIS_URL=private_redis.url)
+    consumers.wait_until_drained()
+    private_redis.restart()  # with its append-only file: the stream and the group are still there
+    append(source.pk, views("v1", 150, "after"), batch_size=50)
+    consumers.wait_until_drained()
+    assert process.poll() is None  # still running
+    assert Event.objects.count() == 300
+    assert Profile.objects.get(key="a:v1").product_views == 300
+    assert dict(IngestCount.objects.values_list("outcome", "count")) == {"stored": 300}
+    assert dead_letters.dead_letters_count() == 0
+    assert outage_lines(log) == (1, 1)
+
+
+def test_a_consumer_recreates_its_group_after_a_redis_restart_without_data(
+    consumers: Consumers, settings: Any, tmp_path: Path
+) -> None:
+    with RedisServer(tmp_path / "volatile", appendonly=False) as volatile:
+        settings.REDIS_URL = volatile.url
+        source = source_create(name="Web").source
+        process = consumers.start("consumer-a", REDIS_URL=volatile.url)
+        append(source.pk, views("v1", 10, "before"))
+        consumers.wait_until_drained()
+        volatile.restart()  # the stream and its consumer group are gone
+        append(source.pk, views("v1", 20, "after"))
+        consumers.wait_until_drained()
+        assert process.poll() is None
+        assert Event.objects.count() == 30
+
+
+def most_deliveries() -> int:
+    """The most times a pending entry of the stream was delivered."""
+    pending: Any = stream.client().xpending_range(stream.STREAM, stream.GROUP, min="-", max="+", count=1000)
+    return max((int(entry["times_delivered"]) for entry in pending), default=0)
+
+
+def test_a_consumer_rides_out_a_database_outage(consumers: Consumers, tmp_path: Path) -> None:
+    """Entries read while PostgreSQL is unreachable wait for it: none is dead-lettered, none is
+    stored twice, and the log says once that the outage began and once that it ended."""
+    source = source_create(name="Web").source
+    database = connection.settings_dict
+    proxy = TcpProxy(database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432)).start()
+    through_proxy = f"postgres://{database['USER']}@127.0.0.1:{proxy.port}/{database['NAME']}"
+    log = tmp_path / "consumer.log"
+    try:
+        process = consumers.start("consumer-a", log=log, DATABASE_URL=through_proxy)
+        append(source.pk, views("v1", 100, "before"), batch_size=25)
+        consumers.wait_until_drained()
+        proxy.cut()
+        append(source.pk, views("v1", 200, "during"), batch_size=25)
+        append(source.pk, views("v1", 50, "during"), batch_size=25)  # resent while it is down
+        # Past the number of tries that once dead-lettered an entry (or until one is dead-lettered).
+        wait_until(lambda: most_deliveries() > 5 or dead_letters.dead_letters_count(), timeout=60)
+        proxy.restore()
+        consumers.wait_until_drained()
+    finally:
+        proxy.close()
+    assert process.poll() is None
+    assert Event.objects.count() == 300
+    assert Profile.objects.get(key="a:v1").product_views == 300
+    assert dict(IngestCount.objects.values_list("outcome", "count")) == {"stored": 300, "duplicate": 50}
+    assert dead_letters.dead_letters_count() == 0
+    assert outage_lines(log) == (1, 1)

@@ -9,9 +9,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 from threadpoolctl import threadpool_limits
 
+from config.outages import Outage, is_outage, retried
+from config.redis_persistence import redis_persistence_problem
 from config.stopping import stop_on_signal
 from personalization.model_store import active_model
 from personalization.services.session_lists import session_lists_renew, session_lists_score_changed
+from tracking import stream
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,10 @@ class Command(BaseCommand):
         # each other and spin between calls, on cores the serving workers need (as config/wsgi.py).
         threadpool_limits(1, "blas")
         stopping = stop_on_signal()
+        outage = Outage(logger, "score_sessions")
+        retried(
+            lambda: redis_persistence_problem(stream.client(), process="score_sessions"), outage=outage, stop=stopping
+        )
         self.stdout.write("Scoring visitors' lists as their sessions change (Ctrl-C stops).")
         taken = 0
         renewed: tuple[int, int] | None = None  # the model this process last renewed the lists for
@@ -49,11 +56,15 @@ class Command(BaseCommand):
                         self.stdout.write(f"Model {model.version_id} (revision {model.revision}): {noted:,} to renew.")
                 count = session_lists_score_changed(batch=options["batch"])
             except Exception as exc:  # its visitors are scored live when they ask; go on with the rest
+                if is_outage(exc):  # Redis or the database is down: wait for it, saying so once
+                    outage.wait(exc, stop=stopping)
+                    continue
                 logger.exception("a batch of sessions could not be scored")
                 self.stderr.write(f"A batch of sessions could not be scored ({exc!r}); its visitors are scored live.")
                 close_old_connections()  # a connection the database dropped is opened again
                 count = 0
                 time.sleep(1)
+            outage.over()
             taken += count
             if not count:
                 if options["exit_when_idle"]:

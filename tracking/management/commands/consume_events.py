@@ -9,8 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.outages import Outage, retried
+from config.redis_persistence import redis_persistence_refused
 from config.stopping import stop_on_signal
-from tracking.consumer import ConsumerStats, consume
+from tracking import stream
+from tracking.consumer import ConsumerStats, consume, log
 
 
 class Command(BaseCommand):
@@ -43,6 +46,13 @@ class Command(BaseCommand):
         name = options["name"] or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         _tune_garbage_collector()
         stopping = stop_on_signal()
+        refused = retried(
+            lambda: redis_persistence_refused(stream.client(), process=f"Consumer {name}"),
+            outage=Outage(log, f"Consumer {name}"),
+            stop=stopping,
+        )
+        if refused:
+            raise CommandError(f"Not starting: {refused}")
         stats = ConsumerStats()
         started = time.monotonic()
         idle_since = [time.monotonic()]
