@@ -7,7 +7,7 @@ processed again (by this name on restart, or claimed by another consumer). Kille
 commit but before the acknowledgement: processed again, it finds its events stored and changes
 nothing.
 
-Failures are of two kinds. A store that cannot be reached (``config.outages``) is nobody's
+Failures are of two kinds. A store that cannot be reached (``config.store_outages``) is nobody's
 fault: the consumer waits for it and tries the same entries again, for as long as it takes, and
 sets nothing aside. Any other failure of an entry processed alone is its content's: its events
 are then processed one at a time (``_set_aside_poison``), and only an event that fails on its own
@@ -24,7 +24,7 @@ from typing import Any
 
 from django.db import transaction
 
-from config.outages import Outage, is_outage
+from config.store_outages import Outage, is_store_error
 from tracking import dead_letters, live_mirror, stream
 from tracking.processing import batches_process
 
@@ -67,14 +67,14 @@ def _process_one_by_one(entries: list[stream.Entry], stats: ConsumerStats) -> No
         try:
             _process([(entry_id, batch)], stats)
         except Exception as exc:
-            if is_outage(exc):
+            if is_store_error(exc):
                 raise
             stats.failures += 1
             log.warning("Entry %s failed (%r); processing its events one at a time", entry_id, exc)
             try:
                 _set_aside_poison(entry_id, batch, stats)
             except Exception as batch_error:
-                if is_outage(batch_error):
+                if is_store_error(batch_error):
                     raise
                 log.error("Entry %s set aside whole in %s: %r", entry_id, stream.DEAD_LETTERS, batch_error)
                 dead_letters.entry_set_aside_whole(entry_id=entry_id, batch=batch, error=batch_error)
@@ -99,7 +99,7 @@ def _set_aside_poison(entry_id: str, batch: Mapping[str, Any], stats: ConsumerSt
                 with transaction.atomic():
                     result = batches_process([dead_letters.event_batch(batch, index)])
             except Exception as exc:
-                if is_outage(exc):
+                if is_store_error(exc):
                     raise
                 poison.append((index, event, exc))
                 continue
@@ -139,7 +139,7 @@ def consume(
     the commit, the mirror): a trickle of entries processed one or two at a time costs several
     times more CPU per event than the same entries taken together.
 
-    While Redis or the database is down it waits (``config.outages.Outage``), then reads its own
+    While Redis or the database is down it waits (``config.store_outages.Outage``), then reads its own
     pending entries again: what it had read and not acknowledged is processed, and only then
     new ones."""
     stats = stats or ConsumerStats()
@@ -166,7 +166,7 @@ def consume(
             if entries:
                 _process_entries(entries, stats)
         except Exception as exc:
-            if not is_outage(exc):
+            if not is_store_error(exc):
                 raise
             has_group, recovering = False, True
             outage.wait(exc, stop=stop)
@@ -179,7 +179,7 @@ def _process_entries(entries: list[stream.Entry], stats: ConsumerStats) -> None:
     try:
         _process(entries, stats)
     except Exception as exc:
-        if is_outage(exc):
+        if is_store_error(exc):
             raise
         log.warning("A batch of %s entries failed (%r); retrying them one by one", len(entries), exc)
         _process_one_by_one(entries, stats)

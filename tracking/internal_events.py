@@ -35,7 +35,7 @@ import msgspec
 from django.conf import settings
 from django.db import close_old_connections
 
-from config.outages import Outage, is_outage
+from config.store_outages import Outage, is_store_error
 from consent.network import request_facts
 from tracking.ingestion import events_ingest, streaming
 
@@ -111,7 +111,7 @@ class _Buffer:
                             internal=True,
                         )
                     except Exception as exc:
-                        self.outage = exc if is_outage(exc) else None
+                        self.outage = exc if is_store_error(exc) else None
                         if self.outage is None:
                             logger.exception("the platform's own events could not be appended; trying again")
                         self._keep([(source, raw) for source, raws in by_source.items() for raw in raws])

@@ -13,7 +13,8 @@ from tests.outages import RedisServer
 from tracking import stream
 from tracking.models import Event
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Transactional, and restoring the data migrations' rows after each test as the suite's others do.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture

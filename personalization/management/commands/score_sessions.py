@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 from threadpoolctl import threadpool_limits
 
-from config.outages import Outage, is_outage, retried
 from config.redis_persistence import redis_persistence_problem
 from config.stopping import stop_on_signal
+from config.store_outages import Outage, is_store_error, retried
 from personalization.model_store import active_model
 from personalization.services.session_lists import session_lists_renew, session_lists_score_changed
 from tracking import stream
@@ -56,7 +56,7 @@ class Command(BaseCommand):
                         self.stdout.write(f"Model {model.version_id} (revision {model.revision}): {noted:,} to renew.")
                 count = session_lists_score_changed(batch=options["batch"])
             except Exception as exc:  # its visitors are scored live when they ask; go on with the rest
-                if is_outage(exc):  # Redis or the database is down: wait for it, saying so once
+                if is_store_error(exc):  # Redis or the database is down: wait for it, saying so once
                     outage.wait(exc, stop=stopping)
                     continue
                 logger.exception("a batch of sessions could not be scored")

@@ -9,9 +9,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config.outages import Outage, retried
 from config.redis_persistence import redis_persistence_refused
 from config.stopping import stop_on_signal
+from config.store_outages import Outage, retried
 from tracking import stream
 from tracking.consumer import ConsumerStats, consume, log
 
