@@ -9,8 +9,6 @@
 
 import base64
 import binascii
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +18,13 @@ from rest_framework.request import Request
 
 from tracking.models import Source
 from tracking.selectors import source_for_secret_key, source_for_write_key
-from tracking.services import SECRET_KEY_PREFIX, WRITE_KEY_PREFIX, secret_key_digest
+from tracking.source_keys import (
+    SECRET_KEY_PREFIX,
+    WRITE_KEY_PREFIX,
+    secret_key_digest,
+    user_token_for,
+    user_token_matches,
+)
 
 
 @dataclass(frozen=True)
@@ -112,14 +116,12 @@ class WriteKeyQueryAuthentication(WriteKeyAuthentication):
 
 
 def user_token(source: Source, user_id: str) -> str:
-    """What proves a browser may ask in a user's name: HMAC-SHA256 of the user id, keyed with the
-    SHA-256 hex digest of the source's secret key. The shop's server computes it (it knows the
-    secret key) and puts it in the page; a browser cannot forge it for another customer."""
-    return hmac.new(source.secret_key_digest.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+    """What proves a browser may ask in a user's name (see ``tracking.user_tokens``)."""
+    return user_token_for(source.secret_key_digest, user_id)
 
 
 def user_token_valid(source: Source, user_id: str, token: str) -> bool:
-    return bool(token) and hmac.compare_digest(user_token(source, user_id), token)
+    return user_token_matches(source.secret_key_digest, user_id, token)
 
 
 class HasSourceSecretKey(permissions.BasePermission):

@@ -101,6 +101,7 @@ class _Buffer:
                             meta={},  # each event carries its own request's facts
                             received_at=datetime.now(UTC),
                             internal=True,
+                            user_ids_trusted=True,  # the platform's own events, for ids the API has checked
                         )
                     except Exception:
                         logger.exception("the platform's own events could not be appended; trying again")
@@ -133,6 +134,7 @@ def internal_event_send(*, source_id: int, event: Mapping[str, Any], meta: Mappi
             meta=meta,
             received_at=datetime.now(UTC),
             internal=True,
+            user_ids_trusted=True,  # the platform's own events, for ids the API has checked
         )
         return
     # The view's META is a dict already: no copy of it per answer (request_facts reads only dicts).

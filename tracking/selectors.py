@@ -16,6 +16,7 @@ from tracking import live_mirror
 from tracking.event_schema import product_key
 from tracking.models import Customer, Event, Order, OrderLine, Profile, Source
 from tracking.profile_rules import SESSION_GAP, decayed
+from tracking.source_keys import SECRET_KEY_PREFIX, secret_key_digest
 
 
 def source_for_secret_key(*, digest: str) -> Source | None:
@@ -28,8 +29,14 @@ def source_for_write_key(*, write_key: str) -> Source | None:
 
 @dataclass(frozen=True)
 class SourceInfo:
+    """What the collector knows of the source a request's key belongs to. ``by_secret_key``: the
+    request came with the source's secret key (a shop's server), so every user id in it is its word;
+    ``secret_key_digest`` checks the userTokens of the others."""
+
     id: int
     allowed_origins: tuple[str, ...]
+    secret_key_digest: str
+    by_secret_key: bool
 
 
 SOURCE_CACHE_SECONDS = 60
@@ -38,27 +45,30 @@ SOURCE_CACHE_SECONDS = 60
 _recent_sources: dict[str, tuple[float, tuple[Any, ...]]] = {}
 
 
-def source_info_for_write_key(write_key: str) -> SourceInfo | None:
-    """The collector's lookup of a write key, cached for a minute (a revoked key stops working
-    within that minute); unknown keys are cached too, so a flood of bad keys costs no query.
+def source_info_for_key(key: str) -> SourceInfo | None:
+    """The collector's lookup of a write key or a secret key, cached for a minute (a revoked key
+    stops working within that minute); unknown keys are cached too, so a flood of bad keys costs
+    no query. A secret key is looked up, and cached, by its digest only.
 
     Each process also keeps what it looked up for those same 60 seconds, which saves the collector
     a Redis round trip per request; it stays bounded by dropping everything past 10,000 keys."""
+    by_secret_key = key.startswith(SECRET_KEY_PREFIX)
+    lookup = secret_key_digest(key) if by_secret_key else key
     now = time.monotonic()
-    remembered = _recent_sources.get(write_key)
+    remembered = _recent_sources.get(lookup)
     if remembered is not None and remembered[0] > now:
         cached = remembered[1]
     else:
-        key = "tracking:source:" + hashlib.sha256(write_key.encode()).hexdigest()[:32]
-        cached = cache.get(key)
+        cache_key = "tracking:source-info:" + hashlib.sha256(lookup.encode()).hexdigest()[:32]
+        cached = cache.get(cache_key)
         if cached is None:
-            source = source_for_write_key(write_key=write_key)
-            cached = (source.pk, tuple(source.allowed_origins or ())) if source else ()
-            cache.set(key, cached, SOURCE_CACHE_SECONDS)
+            source = source_for_secret_key(digest=lookup) if by_secret_key else source_for_write_key(write_key=lookup)
+            cached = (source.pk, tuple(source.allowed_origins or ()), source.secret_key_digest) if source else ()
+            cache.set(cache_key, cached, SOURCE_CACHE_SECONDS)
         if len(_recent_sources) > 10_000:
             _recent_sources.clear()
-        _recent_sources[write_key] = (now + SOURCE_CACHE_SECONDS, cached)
-    return SourceInfo(cached[0], cached[1]) if cached else None
+        _recent_sources[lookup] = (now + SOURCE_CACHE_SECONDS, cached)
+    return SourceInfo(cached[0], cached[1], cached[2], by_secret_key) if cached else None
 
 
 def source_by_name(*, name: str) -> Source | None:

@@ -1,6 +1,5 @@
 """Writes of the tracking app: sources and their keys, customers, orders."""
 
-import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,17 +12,9 @@ from django.db import transaction
 
 from personalization.selectors import product_ids_by_sku
 from tracking.models import Customer, Order, OrderLine, Source
-
-WRITE_KEY_PREFIX = "pzw_"
-SECRET_KEY_PREFIX = "pzs_"  # noqa: S105 (a prefix that marks secret keys, not a secret)
-
+from tracking.source_keys import SECRET_KEY_PREFIX, WRITE_KEY_PREFIX, secret_key_digest
 
 # --- Sources ---------------------------------------------------------------------------------
-
-
-def secret_key_digest(secret_key: str) -> str:
-    """SHA-256 is enough here: the keys are 256-bit random, so there is nothing to brute-force."""
-    return hashlib.sha256(secret_key.encode()).hexdigest()
 
 
 def _new_secret_key() -> str:
