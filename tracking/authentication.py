@@ -124,6 +124,22 @@ def user_token_valid(source: Source, user_id: str, token: str) -> bool:
     return user_token_matches(source.secret_key_digest, user_id, token)
 
 
+class UserNotProven(exceptions.APIException):
+    status_code = 403
+    default_code = "user_not_proven"
+    default_detail = (
+        "With the public write key, acting for a userId needs its userToken (computed by the shop's "
+        "server); or send this from the server with the secret key."
+    )
+
+
+def user_proof_require(credential: SourceCredential, user_id: str, token: str) -> None:
+    """Refuse a browser's request in a user's name without the user's token: the write key is
+    public, and customer ids are guessable."""
+    if user_id and not credential.secret and not user_token_valid(credential.source, user_id, token):
+        raise UserNotProven()
+
+
 class HasSourceSecretKey(permissions.BasePermission):
     message = "Authenticate with a source's secret key: 'Authorization: Bearer <secret key>'."
 
