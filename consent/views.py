@@ -26,12 +26,12 @@ from consent.models import ConsentRecord
 from consent.network import gpc_signal
 from consent.subjects import Subject
 from tracking.authentication import (
+    FromAllowedOrigin,
     HasSourceKey,
     HasSourceSecretKey,
     SecretKeyAuthentication,
     SourceCredential,
     WriteKeyAuthentication,
-    cors_headers,
     user_proof_require,
 )
 
@@ -77,14 +77,16 @@ def _credential(request: Request) -> SourceCredential:
 
 class BrowserView(APIView):
     authentication_classes = [WriteKeyAuthentication]
-    permission_classes = [HasSourceKey]
+    permission_classes = [HasSourceKey, FromAllowedOrigin]
     parser_classes = [JSONParser, PlainTextJSONParser]
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        credential = getattr(request, "auth", None)
-        if isinstance(credential, SourceCredential):
-            for header, value in cors_headers(credential.source, request.headers.get("Origin")).items():
-                response[header] = value
+        # Any origin may read the answer: only an allowed one gets a 2xx, and a refusal must reach
+        # the banner as such rather than as a network failure it would retry.
+        origin = request.headers.get("Origin")
+        if origin:
+            response["Access-Control-Allow-Origin"] = origin
+            response["Vary"] = "Origin"
         return super().finalize_response(request, response, *args, **kwargs)
 
 

@@ -21,6 +21,7 @@ from tracking.selectors import source_for_secret_key, source_for_write_key
 from tracking.source_keys import (
     SECRET_KEY_PREFIX,
     WRITE_KEY_PREFIX,
+    origin_allowed,
     secret_key_digest,
     user_token_for,
     user_token_matches,
@@ -145,6 +146,21 @@ class HasSourceSecretKey(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.auth, SourceCredential) and request.auth.secret
+
+
+class FromAllowedOrigin(permissions.BasePermission):
+    """A browser may use the write key only from the source's allowed origins (or the platform's own
+    pages); refused, nothing is done, and the answer says so (see ``cors_any_origin``)."""
+
+    code = "origin_not_allowed"
+    message = "This origin is not among the source's allowed origins; nothing was recorded."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        credential = request.auth
+        if not isinstance(credential, SourceCredential) or credential.secret:
+            return True
+        own_origin = f"{request.scheme}://{request.get_host()}"
+        return origin_allowed(request.headers.get("Origin"), credential.source.allowed_origins or [], own_origin)
 
 
 class HasSourceKey(permissions.BasePermission):

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from tracking.event_schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, ONE_LETTER_TYPES
 from tracking.ingestion import events_ingest
 from tracking.selectors import SourceInfo, source_info_for_key
+from tracking.source_keys import origin_allowed
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 BATCH_KINDS = {"batch", "import", "b"}
@@ -111,15 +112,6 @@ def _source(request: HttpRequest, payload: Any) -> SourceInfo:
     return source
 
 
-def _origin_allowed(request: HttpRequest, source: SourceInfo) -> bool:
-    """A browser may send from the source's allowed origins, and from the platform's own pages; a
-    request without an Origin (a server, an SDK outside a browser) is not a browser's."""
-    origin = request.META.get("HTTP_ORIGIN")
-    if not origin:
-        return True
-    return origin in source.allowed_origins or origin == f"{request.scheme}://{request.get_host()}"
-
-
 def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
     """Any origin may read the answer: a refusal (a 403 for an origin the source does not allow)
     must reach the browser's SDK as such, or it would retry what will never be accepted."""
@@ -202,7 +194,8 @@ def collect(request: HttpRequest, kind: str) -> HttpResponse:
         body = _body(request)
         payload = _decode_batch(body) if kind in BATCH_KINDS else _decode(body)
         source = _source(request, payload)
-        if not _origin_allowed(request, source):
+        own_origin = f"{request.scheme}://{request.get_host()}"
+        if not origin_allowed(request.META.get("HTTP_ORIGIN"), source.allowed_origins, own_origin):
             raise CollectorError(
                 403,
                 "origin_not_allowed",

@@ -9,6 +9,7 @@ a browser cannot forge it for another customer.
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 
 WRITE_KEY_PREFIX = "pzw_"
 SECRET_KEY_PREFIX = "pzs_"  # noqa: S105 (a prefix that marks secret keys, not a secret)
@@ -27,3 +28,9 @@ def user_token_matches(secret_key_digest: str, user_id: str, token: object) -> b
     if not isinstance(token, str) or not token or not user_id:
         return False
     return hmac.compare_digest(user_token_for(secret_key_digest, user_id), token)
+
+
+def origin_allowed(origin: str | None, allowed_origins: Iterable[str], own_origin: str) -> bool:
+    """Whether a request may act with a source's write key from this browser origin: one the source
+    lists, or the platform's own pages. A request with no Origin is not a browser's (a server)."""
+    return not origin or origin == own_origin or origin in allowed_origins

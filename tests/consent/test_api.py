@@ -67,7 +67,9 @@ def test_browser_records_choices_with_the_write_key_in_the_body_as_text_plain(
     assert set(ConsentRecord.objects.values_list("ip_address", "user_agent")) == {("198.51.100.0", "Firefox")}
 
 
-def test_write_key_by_http_basic_and_cors_for_allowed_origins(api_client: APIClient, source_keys: SourceKeys) -> None:
+def test_write_key_by_http_basic_and_an_origin_the_source_does_not_list_is_refused(
+    api_client: APIClient, source_keys: SourceKeys
+) -> None:
     source_keys.source.allowed_origins = ["https://shop.example.com"]
     source_keys.source.save()
     body = {"anonymousId": "anon-2", "choices": {"personalization": True}}
@@ -87,7 +89,14 @@ def test_write_key_by_http_basic_and_cors_for_allowed_origins(api_client: APICli
         HTTP_AUTHORIZATION=basic(source_keys.write_key),
         HTTP_ORIGIN="https://evil.example",
     )
-    assert "Access-Control-Allow-Origin" not in other
+    assert other.status_code == 403
+    assert other.json() == {
+        "code": "origin_not_allowed",
+        "detail": "This origin is not among the source's allowed origins; nothing was recorded.",
+        "fields": {},
+    }
+    assert other["Access-Control-Allow-Origin"] == "https://evil.example"  # the banner reads the refusal
+    assert records() == [("anon-2", "personalization", True, "banner", False)]
 
 
 def test_sec_gpc_header_is_honoured_on_a_choices_request(api_client: APIClient, source_keys: SourceKeys) -> None:
