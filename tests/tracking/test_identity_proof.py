@@ -183,3 +183,21 @@ def test_an_order_without_proof_is_recorded_under_the_anonymous_visitor_only(
     assert (order_row.order_id, order_row.customer, order_row.anonymous_id) == ("A-1", None, "browser-4")
     assert Customer.objects.filter(user_id="c-4").count() == 0
     assert profile("u:c-4") == {}
+
+
+def test_an_alias_with_the_write_key_alone_links_nothing(
+    client: Client, commit: Commit, keys: SourceKeys, drain: Callable[[], int]
+) -> None:
+    allow(commit, Subject(anonymous_id="attacker-browser"))
+    alias = {"type": "alias", "messageId": "alias-1", "anonymousId": "attacker-browser", "userId": "c-5"}
+    only_user = {"type": "alias", "messageId": "alias-2", "previousId": "attacker-browser", "userId": "c-5"}
+
+    response = send(client, keys.write_key, {**alias, "previousId": "attacker-browser"}, only_user)
+    drain()
+
+    assert response.status_code == 200
+    assert (response.json()["accepted"], [r["field"] for r in response.json()["rejected"]]) == (1, ["userId"])
+    assert SubjectLink.objects.count() == 0
+    assert list(Event.objects.values_list("message_id", "user_id", "anonymous_id")) == [
+        ("alias-1", "", "attacker-browser")
+    ]
