@@ -120,6 +120,7 @@ def fill(source_id: int, count: int, prefix: str) -> None:
             raw_events=[event(n, prefix) for n in range(start, min(start + 100, count))],
             meta={"REMOTE_ADDR": "127.0.0.1"},
             received_at=timezone.now(),
+            user_ids_trusted=True,
         )
 
 

@@ -174,16 +174,18 @@ def views(customers: list[str], count: int, rng: random.Random) -> list[dict[str
     ]
 
 
-def send(events: list[dict[str, Any]], write_key: str) -> None:
-    body = json.dumps({"batch": events, "writeKey": write_key}).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": BROWSER}
+def send(events: list[dict[str, Any]], secret_key: str) -> None:
+    """To the collector as the shop's server: its secret key vouches for the customers' user ids
+    (a customer's browser would send each one's userToken, which costs the collector the same)."""
+    body = json.dumps({"batch": events}).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": BROWSER, "Authorization": f"Bearer {secret_key}"}
     request = urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/batch", data=body, headers=headers)
     answer = json.loads(urllib.request.urlopen(request, timeout=30).read())  # noqa: S310 (http, built here)
     if answer["accepted"] != len(events):
         raise RuntimeError(f"the collector did not take every view: {answer}")
 
 
-def browse(customers: list[str], write_key: str) -> None:
+def browse(customers: list[str], secret_key: str) -> None:
     """Each customer views three products now (through the collector, processed by the consumer as
     in production), and the run waits until their session lists are scored."""
     from tracking import live_mirror, stream
@@ -192,7 +194,7 @@ def browse(customers: list[str], write_key: str) -> None:
     rng = random.Random(7)
     events = [event for customer in customers for event in views([customer], 3, rng)]
     for start in range(0, len(events), 500):
-        send(events[start : start + 500], write_key)
+        send(events[start : start + 500], secret_key)
     consume_available(name="bench-serve")
     deadline = time.monotonic() + 120
     while live_mirror.sessions_waiting() or stream.backlog()["length"]:
@@ -205,9 +207,9 @@ class Browsing(threading.Thread):
     """Customers going on viewing products while a case is measured: ``rate`` views a second, sent
     to the collector in batches of a tenth of a second."""
 
-    def __init__(self, customers: list[str], write_key: str, rate: float) -> None:
+    def __init__(self, customers: list[str], secret_key: str, rate: float) -> None:
         super().__init__(daemon=True)
-        self.customers, self.write_key, self.rate = customers, write_key, rate
+        self.customers, self.secret_key, self.rate = customers, secret_key, rate
         self.halt = threading.Event()
         self.sent = 0
 
@@ -217,7 +219,7 @@ class Browsing(threading.Thread):
         while not self.halt.wait(0.1):
             owed += self.rate / 10
             if owed >= 1:
-                send(views(self.customers, int(owed), rng), self.write_key)
+                send(views(self.customers, int(owed), rng), self.secret_key)
                 self.sent += int(owed)
                 owed -= int(owed)
 
@@ -228,7 +230,7 @@ def command(*args: str) -> subprocess.Popen[bytes]:
 
 
 def measure_browsing(
-    paths: list[str], headers: dict[str, str], options: argparse.Namespace, customers: list[str], write_key: str
+    paths: list[str], headers: dict[str, str], options: argparse.Namespace, customers: list[str], secret_key: str
 ) -> dict[str, dict[str, float]]:
     """The session case while the customers go on viewing (``Browsing``), processed by a consumer
     and scored by ``score_sessions`` on the same cores. The exposures of the earlier cases are
@@ -239,7 +241,7 @@ def measure_browsing(
     stream.client().xtrim(stream.STREAM, maxlen=0, approximate=False)
     linger = [] if options.linger_ms is None else ["--linger-ms", str(options.linger_ms)]
     consumer = command("consume_events", "--name", "bench-serve-browsing", *linger)
-    browsing = Browsing(customers, write_key, options.views)
+    browsing = Browsing(customers, secret_key, options.views)
     browsing.start()
     try:
         result = {
@@ -320,7 +322,7 @@ def main() -> None:
     scorer = command("score_sessions")
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
-        browse(customers[1000:], write_key)
+        browse(customers[1000:], secret_key)
         for name, (paths, headers) in cases.items():
             warm(paths, headers)
             if name != BROWSING:
@@ -329,7 +331,7 @@ def main() -> None:
                     "max": wrk(paths, headers, options.duration, 16, None),
                 }
             else:
-                results[name] = measure_browsing(paths, headers, options, customers[1000:], write_key)
+                results[name] = measure_browsing(paths, headers, options, customers[1000:], secret_key)
             print(name, json.dumps(results[name]), flush=True)
     finally:
         for process in (server, scorer):

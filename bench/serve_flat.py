@@ -53,7 +53,7 @@ def main() -> None:
         if options.case == "session":  # their session lists scored, then the scorer stopped
             scorer = serve.command("score_sessions")
             try:
-                serve.browse(customers[1000:], write_key)
+                serve.browse(customers[1000:], secret_key)
             finally:
                 scorer.terminate()
                 scorer.wait(timeout=30)

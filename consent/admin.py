@@ -14,6 +14,7 @@ from consent.models import (
     ErasureReceipt,
     ExportRequest,
     PolicyVersion,
+    PreferenceLink,
     Purpose,
     StaffAccessLog,
     SubjectLink,
@@ -123,6 +124,26 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
 class SubjectLinkAdmin(ReadOnlyAdmin):
     list_display = ["linked_at", "anonymous_id", "user_id", "source"]
     search_fields = ["=anonymous_id", "=user_id"]
+
+
+@admin.register(PreferenceLink)
+class PreferenceLinkAdmin(ReadOnlyAdmin):
+    """Links hold a random token that only its e-mail or page knows; here, only whose it is."""
+
+    list_display = ["created_at", "user_id", "anonymous_id", "expires_at", "revoked_at"]
+    list_filter = ["created_at", "expires_at", "revoked_at"]
+    search_fields = ["=user_id", "=anonymous_id"]
+    exclude = ["token_digest"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and bool(request.user.has_perm("consent.change_preferencelink"))  # for the action
+
+    @admin.action(description="Revoke every working link of these people", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[PreferenceLink]) -> None:
+        people = {Subject(user_id=link.user_id, anonymous_id=link.anonymous_id) for link in queryset}
+        revoked = sum(services.preference_links_revoke(subject=person) for person in people)
+        self.message_user(request, f"{revoked} link(s) revoked.", messages.SUCCESS)
 
 
 @admin.register(ErasureReceipt)

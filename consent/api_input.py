@@ -20,10 +20,21 @@ class SubjectIn(BaseModel):
         return self
 
 
-class ChoicesIn(SubjectIn):
-    """Choices of a person, e.g. from the banner: ``{"choices": {"analytics": true, "marketing": false}}``."""
+class BrowserSubjectIn(SubjectIn):
+    """A subject named by a browser: a ``userId`` counts only with its ``userToken``."""
 
     write_key: str | None = Field(default=None, alias="writeKey", description="Or HTTP Basic; never a secret key.")
+    user_token: str = Field(
+        default="",
+        alias="userToken",
+        max_length=128,
+        description="With the write key and a userId: the user's token, computed by the shop's server.",
+    )
+
+
+class ChoicesIn(BrowserSubjectIn):
+    """Choices of a person, e.g. from the banner: ``{"choices": {"analytics": true, "marketing": false}}``."""
+
     choices: Annotated[dict[Annotated[str, StringConstraints(max_length=32)], bool], Field(min_length=1, max_length=20)]
     source: str = Field(default="banner", description="banner, preference_center, api or import.")
     policy_version: int | None = Field(
@@ -32,8 +43,8 @@ class ChoicesIn(SubjectIn):
     gpc: bool = Field(default=False, description="Whether the browser sent a Global Privacy Control signal.")
 
 
-class GpcIn(SubjectIn):
-    write_key: str | None = Field(default=None, alias="writeKey")
+class GpcIn(BrowserSubjectIn):
+    pass
 
 
 class LinkIn(BaseModel):

@@ -1,6 +1,7 @@
-"""Signed, expiring links: to a person's preference center, and to their data export."""
+"""Links to a person's preference center (opaque, expiring, revocable: ``PreferenceLink``) and to
+their data export (signed, expiring)."""
 
-from datetime import datetime, timedelta
+import hashlib
 from uuid import UUID
 
 from django.conf import settings
@@ -9,44 +10,37 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from consent.models import PolicyVersion
+from consent.models import PolicyVersion, PreferenceLink
 from consent.subjects import Subject
 
-PREFERENCE_SALT = "consent.preference-center"
 EXPORT_SALT = "consent.export-download"
 
 
 class InvalidLink(Exception):
-    """Tampered with, or not one of ours."""
+    """Tampered with, revoked, or not one of ours."""
 
 
 class ExpiredLink(Exception):
     pass
 
 
-def preference_token(subject: Subject, expires_at: datetime) -> str:
-    payload = {"u": subject.user_id, "a": subject.anonymous_id, "e": int(expires_at.timestamp())}
-    return signing.dumps(payload, salt=PREFERENCE_SALT, compress=True)
+def preference_token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
-def preference_link(subject: Subject, max_age: int | None = None) -> tuple[str, datetime]:
-    """The path of a person's preference center, and when the link stops working."""
-    expires_at = timezone.now() + timedelta(seconds=max_age or settings.PZ_PREFERENCE_LINK_MAX_AGE)
-    path = reverse("privacy:preferences", kwargs={"token": preference_token(subject, expires_at)})
-    return path, expires_at
+def preference_path(token: str) -> str:
+    return reverse("privacy:preferences", kwargs={"token": token})
 
 
 def subject_from_preference_token(token: str) -> Subject:
-    """The subject a preference-center link was made for; ``InvalidLink`` or ``ExpiredLink`` otherwise."""
-    try:
-        data = signing.loads(token, salt=PREFERENCE_SALT)
-        subject = Subject(user_id=data["u"], anonymous_id=data["a"])
-        expires = int(data["e"])
-    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
-        raise InvalidLink from exc
-    if expires < timezone.now().timestamp():
+    """The subject a preference-center link was issued for; ``InvalidLink`` (unknown or revoked)
+    or ``ExpiredLink`` otherwise. The token says nothing itself: only the table knows whose it is."""
+    found = PreferenceLink.objects.filter(token_digest=preference_token_digest(token)).first()
+    if found is None or found.revoked_at is not None:
+        raise InvalidLink
+    if found.expires_at <= timezone.now():
         raise ExpiredLink
-    return subject
+    return Subject(user_id=found.user_id, anonymous_id=found.anonymous_id)
 
 
 def export_download_path(export_id: UUID) -> str:

@@ -250,3 +250,22 @@ class StaffAccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.staff_username} {self.action} {self.what}"
+
+
+class PreferenceLink(models.Model):
+    """A link to a person's preference center. The link holds only a random token; the table keeps
+    its SHA-256 digest (a copy of the table opens no one's page), whose it is, and until when.
+    Issuing a new link for the person, an erasure or the admin revokes it."""
+
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    user_id = models.CharField(max_length=128, blank=True, db_index=True)
+    anonymous_id = models.CharField(max_length=128, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Preference link of {self.user_id or self.anonymous_id}"

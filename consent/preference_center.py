@@ -1,8 +1,9 @@
 """The preference center: where a person sees and changes their choices, downloads their data, or
 has it erased. Server-rendered, no JavaScript needed.
 
-A person reaches it only through a signed, expiring link; every page takes the subject from that
-signature, never from an id in the URL, so no id can be changed to reach someone else's data.
+A person reaches it only through an opaque, expiring, revocable link (``consent.links``): every
+page takes the subject from the table of links, never from an id in the URL, so no id can be
+changed to reach someone else's data.
 """
 
 from collections.abc import Callable

@@ -7,8 +7,8 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from consent.models import ConsentRecord, ExportRequest, RecordUnlock, SubjectLink
-from consent.selectors import identity_hashes, state_key
+from consent.models import ConsentRecord, ExportRequest, PreferenceLink, RecordUnlock, SubjectLink
+from consent.selectors import identity_hashes, preference_links_of, state_key
 from consent.subjects import Identities
 
 
@@ -50,6 +50,16 @@ def subject_export(identities: Identities) -> dict[str, Any]:
             {"anonymous_id": link.anonymous_id, "user_id": link.user_id, "linked_at": link.linked_at.isoformat()}
             for link in _links(identities).order_by("linked_at")
         ],
+        "preference_center_links": [
+            {
+                "user_id": link.user_id,
+                "anonymous_id": link.anonymous_id,
+                "issued_at": link.created_at.isoformat(),
+                "expires_at": link.expires_at.isoformat(),
+                "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None,
+            }
+            for link in preference_links_of(identities).order_by("created_at", "id")
+        ],
     }
 
 
@@ -61,14 +71,23 @@ def subject_erase(identities: Identities) -> dict[str, int]:
     unlock.delete()
     links, _ = _links(identities).delete()
     exports, _ = _exports(identities).delete()
+    preference_links, _ = preference_links_of(identities).delete()  # a deleted link opens nothing
     keys = [state_key("user", u) for u in identities.user_ids] + [
         state_key("anonymous", a) for a in identities.anonymous_ids
     ]
     cache.delete_many(keys)
-    return {"consent records anonymised": anonymised, "identity links deleted": links, "data exports deleted": exports}
+    return {
+        "consent records anonymised": anonymised,
+        "identity links deleted": links,
+        "data exports deleted": exports,
+        "preference-center links deleted": preference_links,
+    }
 
 
 def purge(cutoff: datetime) -> dict[str, int]:
-    """Data exports whose download link has expired (whatever the retention period)."""
-    expired, _ = ExportRequest.objects.filter(expires_at__lt=timezone.now()).delete()
-    return {"expired data exports deleted": expired}
+    """Data exports whose download link has expired, and preference-center links that no longer
+    open anything (expired or revoked), whatever the retention period."""
+    now = timezone.now()
+    expired, _ = ExportRequest.objects.filter(expires_at__lt=now).delete()
+    old_links, _ = PreferenceLink.objects.filter(Q(expires_at__lt=now) | Q(revoked_at__isnull=False)).delete()
+    return {"expired data exports deleted": expired, "old preference-center links deleted": old_links}

@@ -29,6 +29,7 @@ from consent.models import (
     ErasureReceipt,
     ExportRequest,
     PolicyVersion,
+    PreferenceLink,
     Purpose,
     SubjectLink,
     Suppression,
@@ -137,6 +138,13 @@ def identities_for(subject: Subject) -> Identities:
     """Every id of the person: their user id (given, or linked from the anonymous id) and the
     anonymous ids linked to it."""
     return identities_of_many([subject])[subject]
+
+
+def preference_links_of(identities: Identities) -> QuerySet[PreferenceLink]:
+    """Every link to the person's preference center, working or not."""
+    return PreferenceLink.objects.filter(
+        Q(user_id__in=identities.user_ids) | Q(anonymous_id__in=identities.anonymous_ids)
+    )
 
 
 def subject_records(identities: Identities) -> QuerySet[ConsentRecord]:

@@ -6,6 +6,7 @@ Every write refreshes the cached state of the person after the transaction commi
 
 import gzip
 import json
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,11 +20,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from consent.exceptions import ConsentError
+from consent.links import preference_path, preference_token_digest
 from consent.models import (
     ConsentRecord,
     ErasureReceipt,
     ExportRequest,
     PolicyVersion,
+    PreferenceLink,
     Purpose,
     StaffAccessLog,
     SubjectLink,
@@ -41,6 +44,7 @@ from consent.selectors import (
     load_state_blob,
     policy_blob,
     policy_state,
+    preference_links_of,
     state_blobs_of_many,
     state_key,
     subject_state,
@@ -385,3 +389,25 @@ def retention_purge(*, now: datetime | None = None) -> dict[str, dict[str, int]]
     """Delete raw behavioural data older than ``PZ_RETENTION_DAYS`` from every store that has some."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.PZ_RETENTION_DAYS)
     return {store.name: store.purge(cutoff) for store in personal_data_stores() if store.purge is not None}
+
+
+@transaction.atomic
+def preference_link_issue(*, subject: Subject, max_age: int | None = None) -> tuple[str, datetime]:
+    """A new link to the person's preference center (its path, and when it stops working); the
+    person's older links stop working now."""
+    preference_links_revoke(subject=subject)
+    token = secrets.token_urlsafe(32)
+    expires_at = timezone.now() + timedelta(seconds=max_age or settings.PZ_PREFERENCE_LINK_MAX_AGE)
+    PreferenceLink.objects.create(
+        token_digest=preference_token_digest(token),
+        user_id=subject.user_id,
+        anonymous_id=subject.anonymous_id,
+        expires_at=expires_at,
+    )
+    return preference_path(token), expires_at
+
+
+def preference_links_revoke(*, subject: Subject) -> int:
+    """Revoke every working link to the person's preference center (any of their linked ids)."""
+    working = preference_links_of(identities_for(subject)).filter(revoked_at__isnull=True)
+    return working.update(revoked_at=timezone.now())

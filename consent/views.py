@@ -21,22 +21,29 @@ from config.parsers import PlainTextJSONParser
 from consent import network, selectors, services
 from consent.api_input import ChoicesIn, GpcIn, LinkIn, PreferenceLinkIn, SubjectIn
 from consent.exceptions import ConsentError
-from consent.links import policy_url, preference_link
+from consent.links import policy_url
 from consent.models import ConsentRecord
 from consent.network import gpc_signal
 from consent.subjects import Subject
 from tracking.authentication import (
+    FromAllowedOrigin,
     HasSourceKey,
     HasSourceSecretKey,
     SecretKeyAuthentication,
     SourceCredential,
     WriteKeyAuthentication,
-    cors_headers,
+    user_proof_require,
 )
 
 ERRORS = {
     400: OpenApiResponse(api_error_schema(), description="Invalid request; `fields` names each problem."),
     401: OpenApiResponse(api_error_schema(), description="Missing or wrong key."),
+}
+BROWSER_ERRORS = {
+    **ERRORS,
+    403: OpenApiResponse(
+        api_error_schema(), description="`user_not_proven`: a userId with the write key and without its userToken."
+    ),
 }
 BROWSER_SOURCES = {ConsentRecord.Source.BANNER, ConsentRecord.Source.PREFERENCE_CENTER}
 
@@ -70,14 +77,16 @@ def _credential(request: Request) -> SourceCredential:
 
 class BrowserView(APIView):
     authentication_classes = [WriteKeyAuthentication]
-    permission_classes = [HasSourceKey]
+    permission_classes = [HasSourceKey, FromAllowedOrigin]
     parser_classes = [JSONParser, PlainTextJSONParser]
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        credential = getattr(request, "auth", None)
-        if isinstance(credential, SourceCredential):
-            for header, value in cors_headers(credential.source, request.headers.get("Origin")).items():
-                response[header] = value
+        # Any origin may read the answer: only an allowed one gets a 2xx, and a refusal must reach
+        # the banner as such rather than as a network failure it would retry.
+        origin = request.headers.get("Origin")
+        if origin:
+            response["Access-Control-Allow-Origin"] = origin
+            response["Vary"] = "Origin"
         return super().finalize_response(request, response, *args, **kwargs)
 
 
@@ -120,10 +129,11 @@ class ConsentChoicesView(BrowserView):
             "One record per purpose, append-only. With the write key (browsers) the source is `banner` or "
             "`preference_center`; with the secret key also `api` or `import`. A `Sec-GPC: 1` header is "
             "honoured after the choices are recorded (see the README: an explicit grant made while GPC "
-            "was on stands). The body may be sent as `text/plain` to avoid a CORS preflight."
+            "was on stands). The body may be sent as `text/plain` to avoid a CORS preflight. With the write key, "
+            'a `userId` needs its `userToken` (see the README, "Who asks"), else 403 `user_not_proven`.'
         ),
         request=ChoicesIn,
-        responses={200: OpenApiResponse(description="The records written."), **ERRORS},
+        responses={200: OpenApiResponse(description="The records written."), **BROWSER_ERRORS},
     )
     def post(self, request: Request) -> Response:
         body = parse(ChoicesIn, request.data)
@@ -132,6 +142,7 @@ class ConsentChoicesView(BrowserView):
             raise exceptions.ValidationError({"source": ["with a write key, use banner or preference_center"]})
         if body.source == ConsentRecord.Source.GPC:
             raise exceptions.ValidationError({"source": ["send GPC signals to /api/v1/consent/gpc"]})
+        user_proof_require(credential, body.user_id, body.user_token)
         subject = Subject(user_id=body.user_id, anonymous_id=body.anonymous_id)
         try:
             records = services.consent_record(
@@ -158,10 +169,11 @@ class ConsentGpcView(BrowserView):
         summary="Record a Global Privacy Control signal",
         description="The banner calls this when `navigator.globalPrivacyControl` is true.",
         request=GpcIn,
-        responses={200: OpenApiResponse(description="The purposes withdrawn (none if already so)."), **ERRORS},
+        responses={200: OpenApiResponse(description="The purposes withdrawn (none if already so)."), **BROWSER_ERRORS},
     )
     def post(self, request: Request) -> Response:
         body = parse(GpcIn, request.data)
+        user_proof_require(_credential(request), body.user_id, body.user_token)
         subject = Subject(user_id=body.user_id, anonymous_id=body.anonymous_id)
         records = services.consent_apply_gpc(subject=subject, **request_facts(request))
         return Response({"withdrawn": [record.purpose_id for record in records]})
@@ -198,14 +210,17 @@ class SubjectLinkView(ServerView):
 
 class PreferenceLinkView(ServerView):
     @extend_schema(
-        summary="A signed link to a person's preference center",
-        description="Put it in e-mails and account pages. It expires (default 30 days).",
+        summary="A link to a person's preference center",
+        description=(
+            "Put it in e-mails and account pages. It expires (default 30 days), and it stops working when a "
+            "newer link is issued for the same person, or when the person is erased."
+        ),
         request=PreferenceLinkIn,
         responses={200: OpenApiResponse(description="`url` and `expiresAt`."), **ERRORS},
     )
     def post(self, request: Request) -> Response:
         body = parse(PreferenceLinkIn, request.data)
-        path, expires_at = preference_link(
-            Subject(user_id=body.user_id, anonymous_id=body.anonymous_id), body.expires_in
+        path, expires_at = services.preference_link_issue(
+            subject=Subject(user_id=body.user_id, anonymous_id=body.anonymous_id), max_age=body.expires_in
         )
         return Response({"url": request.build_absolute_uri(path), "expiresAt": expires_at.isoformat()})

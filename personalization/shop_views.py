@@ -19,9 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from consent.links import preference_link
 from consent.network import gpc_signal, request_facts
-from consent.services import consent_apply_gpc, subject_link
+from consent.services import consent_apply_gpc, preference_link_issue, subject_link
 from consent.subjects import Subject
 from personalization import selectors
 from personalization.shop_cart import MAX_QUANTITY, Cart
@@ -85,8 +84,8 @@ def _render(request: HttpRequest, template: str, context: dict[str, Any], status
 
 
 def privacy(request: HttpRequest) -> HttpResponse:
-    """The footer's "Your privacy choices": a fresh signed link to this visitor's preference center."""
-    path, _ = preference_link(_subject(request))
+    """The footer's "Your privacy choices": a fresh link to this visitor's preference center."""
+    path, _ = preference_link_issue(subject=_subject(request))
     return redirect(path)
 
 

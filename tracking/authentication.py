@@ -9,8 +9,6 @@
 
 import base64
 import binascii
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +18,14 @@ from rest_framework.request import Request
 
 from tracking.models import Source
 from tracking.selectors import source_for_secret_key, source_for_write_key
-from tracking.services import SECRET_KEY_PREFIX, WRITE_KEY_PREFIX, secret_key_digest
+from tracking.source_keys import (
+    SECRET_KEY_PREFIX,
+    WRITE_KEY_PREFIX,
+    origin_allowed,
+    secret_key_digest,
+    user_token_for,
+    user_token_matches,
+)
 
 
 @dataclass(frozen=True)
@@ -112,14 +117,28 @@ class WriteKeyQueryAuthentication(WriteKeyAuthentication):
 
 
 def user_token(source: Source, user_id: str) -> str:
-    """What proves a browser may ask in a user's name: HMAC-SHA256 of the user id, keyed with the
-    SHA-256 hex digest of the source's secret key. The shop's server computes it (it knows the
-    secret key) and puts it in the page; a browser cannot forge it for another customer."""
-    return hmac.new(source.secret_key_digest.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+    """What proves a browser may ask in a user's name (see ``tracking.user_tokens``)."""
+    return user_token_for(source.secret_key_digest, user_id)
 
 
 def user_token_valid(source: Source, user_id: str, token: str) -> bool:
-    return bool(token) and hmac.compare_digest(user_token(source, user_id), token)
+    return user_token_matches(source.secret_key_digest, user_id, token)
+
+
+class UserNotProven(exceptions.APIException):
+    status_code = 403
+    default_code = "user_not_proven"
+    default_detail = (
+        "With the public write key, acting for a userId needs its userToken (computed by the shop's "
+        "server); or send this from the server with the secret key."
+    )
+
+
+def user_proof_require(credential: SourceCredential, user_id: str, token: str) -> None:
+    """Refuse a browser's request in a user's name without the user's token: the write key is
+    public, and customer ids are guessable."""
+    if user_id and not credential.secret and not user_token_valid(credential.source, user_id, token):
+        raise UserNotProven()
 
 
 class HasSourceSecretKey(permissions.BasePermission):
@@ -127,6 +146,21 @@ class HasSourceSecretKey(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.auth, SourceCredential) and request.auth.secret
+
+
+class FromAllowedOrigin(permissions.BasePermission):
+    """A browser may use the write key only from the source's allowed origins (or the platform's own
+    pages); refused, nothing is done, and the answer says so (see ``cors_any_origin``)."""
+
+    code = "origin_not_allowed"
+    message = "This origin is not among the source's allowed origins; nothing was recorded."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        credential = request.auth
+        if not isinstance(credential, SourceCredential) or credential.secret:
+            return True
+        own_origin = f"{request.scheme}://{request.get_host()}"
+        return origin_allowed(request.headers.get("Origin"), credential.source.allowed_origins or [], own_origin)
 
 
 class HasSourceKey(permissions.BasePermission):

@@ -26,7 +26,8 @@ from config.api_errors import STORE_UNAVAILABLE, store_unavailable_headers
 from config.store_outages import STORE_ERRORS
 from tracking.event_schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, ONE_LETTER_TYPES
 from tracking.ingestion import events_ingest
-from tracking.selectors import SourceInfo, source_info_for_write_key
+from tracking.selectors import SourceInfo, source_info_for_key
+from tracking.source_keys import origin_allowed
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 BATCH_KINDS = {"batch", "import", "b"}
@@ -107,6 +108,8 @@ def _decode_batch(body: bytes) -> BatchRequest | Any:
 
 
 def _source(request: HttpRequest, payload: Any) -> SourceInfo:
+    """The source of the request's key: the write key (HTTP Basic user name, or writeKey in the
+    body), or the secret key (HTTP Basic user name, or a Bearer header) of a shop's server."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     key: Any = None
     if header[:6].lower() == "basic ":
@@ -114,6 +117,8 @@ def _source(request: HttpRequest, payload: Any) -> SourceInfo:
             key = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")[0]
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise CollectorError(401, "authentication_failed", "The Basic credentials are not valid base64.") from exc
+    elif header[:7].lower() == "bearer ":
+        key = header[7:].strip()
     elif isinstance(payload, dict):
         key = payload.get("writeKey")
     elif isinstance(payload, BatchRequest):
@@ -125,17 +130,19 @@ def _source(request: HttpRequest, payload: Any) -> SourceInfo:
             "Send the source's write key as the HTTP Basic user name, or as writeKey in the body.",
         )
     try:
-        source = source_info_for_write_key(key)
+        source = source_info_for_key(key)
     except STORE_ERRORS as exc:
         raise store_unavailable() from exc
     if source is None:
-        raise CollectorError(401, "authentication_failed", "Unknown or revoked write key.")
+        raise CollectorError(401, "authentication_failed", "Unknown or revoked key.")
     return source
 
 
-def _cors(response: HttpResponse, request: HttpRequest, source: SourceInfo | None) -> HttpResponse:
+def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
+    """Any origin may read the answer: a refusal (a 403 for an origin the source does not allow)
+    must reach the browser's SDK as such, or it would retry what will never be accepted."""
     origin = request.META.get("HTTP_ORIGIN")
-    if origin and source is not None and origin in source.allowed_origins:
+    if origin:
         response["Access-Control-Allow-Origin"] = origin
         response["Vary"] = "Origin"
     return response
@@ -178,6 +185,8 @@ def _ingest(request: HttpRequest, payload: Any, kind: str, source: SourceInfo) -
         result = events_ingest(
             source_id=source.id,
             raw_events=events,
+            user_ids_trusted=source.by_secret_key,
+            secret_key_digest=source.secret_key_digest,
             meta=request.META,
             received_at=received_at,
             path_type=path_type,
@@ -194,25 +203,36 @@ def _ingest(request: HttpRequest, payload: Any, kind: str, source: SourceInfo) -
 def collect(request: HttpRequest, kind: str) -> HttpResponse:
     """``POST /v1/<kind>``: track, identify, page, screen, group, alias, batch, import, or their letters."""
     if request.method == "OPTIONS":
+        # A preflight carries no key, so it cannot know the source: it lets any origin send, and
+        # the request itself is refused, readably, when the source does not allow its origin.
         response = HttpResponse(status=204)
         response["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
         response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
         response["Access-Control-Allow-Headers"] = "Content-Type, Authorization, Content-Encoding"
         response["Access-Control-Max-Age"] = "86400"
+        response["Vary"] = "Origin"
         return response
     if request.method != "POST":
         return CollectorError(405, "method_not_allowed", "Send events with POST.").response()
     if kind not in PATH_TYPES and kind not in BATCH_KINDS:
         return CollectorError(404, "not_found", f"There is no /v1/{kind} endpoint.").response()
-    source = None
     try:
         body = _body(request)
         payload = _decode_batch(body) if kind in BATCH_KINDS else _decode(body)
         source = _source(request, payload)
+        own_origin = f"{request.scheme}://{request.get_host()}"
+        if not origin_allowed(request.META.get("HTTP_ORIGIN"), source.allowed_origins, own_origin):
+            raise CollectorError(
+                403,
+                "origin_not_allowed",
+                f"The origin {request.META['HTTP_ORIGIN']} is not among the source's allowed origins; "
+                "nothing was stored. List it in the source's allowed origins (admin).",
+                {"Origin": ["not allowed for this source"]},
+            )
         answer: HttpResponse = _ingest(request, payload, kind, source)
     except CollectorError as error:
         answer = error.response()
-    return _cors(answer, request, source)
+    return _cors(answer, request)
 
 
 @csrf_exempt

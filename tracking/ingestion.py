@@ -39,6 +39,7 @@ from tracking.event_schema import (
     validate_event,
 )
 from tracking.models import IngestCount
+from tracking.source_keys import user_token_matches
 from tracking.user_agents import Agent, describe_user_agent
 
 # A JSON-escaped NUL character: \u0000 preceded by an even number of backslashes.
@@ -98,6 +99,7 @@ def _normalized(
     received_at: datetime,
     received: str,
     batch_sent_at: datetime | None,
+    subject: Subject,
     facts: RequestFacts,
     agent: Agent,
     internal: bool = False,
@@ -110,18 +112,18 @@ def _normalized(
     pz = dict(context["pz"]) if isinstance(context.get("pz"), dict) else {}
     if not internal:
         pz.pop("internal", None)  # only the platform's own events (an exposure) may say they are
+    pz.pop("userToken", None)  # a credential, checked at the edge: never stored
     pz["agent"] = agent.as_dict()
     if clamped:
         pz["flags"] = [*pz.get("flags", []), "timestamp_clamped"]
     context["pz"] = pz
-    user_id, anonymous_id = subject_ids(event)
     return {
         "messageId": event.messageId,
         "type": event.type,
         "event": event.event or "",
         "name": event.name or "",
-        "userId": user_id,
-        "anonymousId": anonymous_id,
+        "userId": subject.user_id,
+        "anonymousId": subject.anonymous_id,
         "groupId": "" if event.groupId is None else str(event.groupId),
         "previousId": "" if event.previousId is None else str(event.previousId),
         "timestamp": _iso(timestamp),
@@ -132,6 +134,22 @@ def _normalized(
         "traits": event.traits,
         "context": context,
     }
+
+
+# What an event with a user id and no anonymous id needs, from a sender who does not vouch for it.
+UNPROVEN_USER_ID = (
+    "needs proof that the sender may act for this user: the source's secret key (a server), "
+    "or context.pz.userToken (a browser); or send it with the visitor's anonymousId"
+)
+
+
+def _proven(event: Envelope, user_id: str, secret_key_digest: str) -> bool:
+    """Whether a browser's event carries the userToken of its user id. The public write key alone
+    proves nothing: an event that names a user without it is recorded as its anonymous visitor's
+    only, so it can neither link that visitor to the user nor write into the user's profile."""
+    pz = event.context.get("pz")
+    token = pz.get("userToken") if isinstance(pz, dict) else None
+    return bool(secret_key_digest) and user_token_matches(secret_key_digest, user_id, token)
 
 
 def _from_json(raw: msgspec.Raw, batch_context: Mapping[str, Any] | None) -> Envelope | None:
@@ -185,11 +203,16 @@ def events_ingest(
     batch_context: Mapping[str, Any] | None = None,
     batch_sent_at: datetime | None = None,
     internal: bool = False,
+    user_ids_trusted: bool,
+    secret_key_digest: str = "",
 ) -> IngestResult:
     """``raw_events`` are decoded events, or (a batch) ``msgspec.Raw`` JSON of each, validated
     straight into Envelopes when they are valid, and decoded for the full path when not.
     ``internal``: the events are the platform's own (the recommendation API's exposures), which
-    may carry ``context.pz.internal``; from anyone else it is removed."""
+    may carry ``context.pz.internal``; from anyone else it is removed.
+    ``user_ids_trusted``: the sender vouches for every user id (the source's secret key, the
+    platform itself, an operator's replay); otherwise an event's userId counts only with a
+    ``context.pz.userToken`` that matches it under ``secret_key_digest`` (see ``_proven``)."""
     result = IngestResult()
     headers = meta if isinstance(meta, dict) else dict(meta)
     facts = request_facts(headers, settings.PZ_TRUSTED_PROXIES)
@@ -203,6 +226,11 @@ def events_ingest(
             if event is None:
                 continue
         ids = subject_ids(event)
+        if ids[0] and not user_ids_trusted and not _proven(event, ids[0], secret_key_digest):
+            if not ids[1]:
+                result.rejected.append(Rejection(index, event.messageId, "userId", UNPROVEN_USER_ID))
+                continue
+            ids = ("", ids[1])
         subject = subjects.get(ids)
         if subject is None:
             subject = subjects[ids] = Subject(user_id=ids[0], anonymous_id=ids[1])
@@ -282,6 +310,7 @@ def _admitted(
                 received_at=received_at,
                 received=received,
                 batch_sent_at=batch_sent_at,
+                subject=subject,
                 facts=facts,
                 agent=agent,
                 internal=internal,

@@ -109,6 +109,7 @@ class _Buffer:
                             meta={},  # each event carries its own request's facts
                             received_at=datetime.now(UTC),
                             internal=True,
+                            user_ids_trusted=True,  # the platform's own events, for ids the API has checked
                         )
                     except Exception as exc:
                         self.outage = exc if is_store_error(exc) else None
@@ -144,6 +145,7 @@ def internal_event_send(*, source_id: int, event: Mapping[str, Any], meta: Mappi
             meta=meta,
             received_at=datetime.now(UTC),
             internal=True,
+            user_ids_trusted=True,  # the platform's own events, for ids the API has checked
         )
         return
     # The view's META is a dict already: no copy of it per answer (request_facts reads only dicts).

@@ -17,6 +17,7 @@ from tracking import live_mirror
 from tracking.event_schema import product_key
 from tracking.models import Customer, Event, Order, OrderLine, Profile, Source
 from tracking.profile_rules import SESSION_GAP, decayed
+from tracking.source_keys import SECRET_KEY_PREFIX, secret_key_digest
 
 
 def source_for_secret_key(*, digest: str) -> Source | None:
@@ -29,8 +30,14 @@ def source_for_write_key(*, write_key: str) -> Source | None:
 
 @dataclass(frozen=True)
 class SourceInfo:
+    """What the collector knows of the source a request's key belongs to. ``by_secret_key``: the
+    request came with the source's secret key (a shop's server), so every user id in it is its word;
+    ``secret_key_digest`` checks the userTokens of the others."""
+
     id: int
     allowed_origins: tuple[str, ...]
+    secret_key_digest: str
+    by_secret_key: bool
 
 
 SOURCE_CACHE_SECONDS = 60
@@ -41,45 +48,49 @@ SOURCE_KNOWN_SECONDS = 7 * 86_400
 _recent_sources: dict[str, tuple[float, tuple[Any, ...]]] = {}
 
 
-def source_cache_key(write_key: str) -> str:
-    """The cache key of a write key's source (``:known`` appended: its last-known copy)."""
-    return "tracking:source:" + hashlib.sha256(write_key.encode()).hexdigest()[:32]
+def source_cache_key(lookup: str) -> str:
+    """The cache key of the source of a write key or of a secret key's digest (``:known`` appended:
+    its last-known copy)."""
+    return "tracking:source:" + hashlib.sha256(lookup.encode()).hexdigest()[:32]
 
 
-def source_info_for_write_key(write_key: str) -> SourceInfo | None:
-    """The collector's lookup of a write key, cached for a minute (a revoked key stops working
-    within that minute); unknown keys are cached too, so a flood of bad keys costs no query.
+def source_info_for_key(key: str) -> SourceInfo | None:
+    """The collector's lookup of a write key or a secret key, cached for a minute (a revoked key
+    stops working within that minute); unknown keys are cached too, so a flood of bad keys costs
+    no query. A secret key is looked up, and cached, by its digest only.
 
     Each process also keeps what it looked up for those same 60 seconds, which saves the collector
     a Redis round trip per request; it stays bounded by dropping everything past 10,000 keys."""
+    by_secret_key = key.startswith(SECRET_KEY_PREFIX)
+    lookup = secret_key_digest(key) if by_secret_key else key
     now = time.monotonic()
-    remembered = _recent_sources.get(write_key)
+    remembered = _recent_sources.get(lookup)
     if remembered is not None and remembered[0] > now:
         cached = remembered[1]
     else:
-        key = source_cache_key(write_key)
-        cached = cache.get(key)
+        cache_key = source_cache_key(lookup)
+        cached = cache.get(cache_key)
         if cached is None:
-            cached = _source_read(write_key, key)
+            cached = _source_read(lookup, cache_key, by_secret_key=by_secret_key)
         if len(_recent_sources) > 10_000:
             _recent_sources.clear()
-        _recent_sources[write_key] = (now + SOURCE_CACHE_SECONDS, cached)
-    return SourceInfo(cached[0], cached[1]) if cached else None
+        _recent_sources[lookup] = (now + SOURCE_CACHE_SECONDS, cached)
+    return SourceInfo(cached[0], cached[1], cached[2], by_secret_key) if cached else None
 
 
-def _source_read(write_key: str, key: str) -> tuple[Any, ...]:
-    """A write key's source from the database, cached for a minute, and kept longer as the last-known
+def _source_read(lookup: str, key: str, *, by_secret_key: bool) -> tuple[Any, ...]:
+    """A key's source from the database, cached for a minute, and kept longer as the last-known
     copy: while PostgreSQL is down the collector goes by that copy (it is refreshed whenever the key
     is read, so a revocation the database answered is in it), and answers 503 only for a key it
     has no copy of."""
     try:
-        source = source_for_write_key(write_key=write_key)
+        source = source_for_secret_key(digest=lookup) if by_secret_key else source_for_write_key(write_key=lookup)
     except STORE_ERRORS:
         known: tuple[Any, ...] | None = cache.get(key + ":known")
         if known is None:
             raise
         return known
-    found = (source.pk, tuple(source.allowed_origins or ())) if source else ()
+    found = (source.pk, tuple(source.allowed_origins or ()), source.secret_key_digest) if source else ()
     cache.set(key, found, SOURCE_CACHE_SECONDS)
     cache.set(key + ":known", found, SOURCE_KNOWN_SECONDS)
     return found

@@ -1,6 +1,5 @@
 """Writes of the tracking app: sources and their keys, customers, orders."""
 
-import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,17 +14,9 @@ from django.db import transaction
 from personalization.selectors import product_ids_by_sku
 from tracking.models import Customer, Order, OrderLine, Source
 from tracking.selectors import source_cache_key
-
-WRITE_KEY_PREFIX = "pzw_"
-SECRET_KEY_PREFIX = "pzs_"  # noqa: S105 (a prefix that marks secret keys, not a secret)
-
+from tracking.source_keys import SECRET_KEY_PREFIX, WRITE_KEY_PREFIX, secret_key_digest
 
 # --- Sources ---------------------------------------------------------------------------------
-
-
-def secret_key_digest(secret_key: str) -> str:
-    """SHA-256 is enough here: the keys are 256-bit random, so there is nothing to brute-force."""
-    return hashlib.sha256(secret_key.encode()).hexdigest()
 
 
 def _new_secret_key() -> str:
@@ -55,12 +46,13 @@ def source_cache_forget(*, source: Source) -> None:
     """Drop the collector's cached copies of a changed source (its last-known copy too) once the
     change commits: a key revoked in the admin is then refused within the minute, and never
     accepted on a stale copy while PostgreSQL is down."""
-    key = source_cache_key(source.write_key)
-    transaction.on_commit(lambda: cache.delete_many([key, key + ":known"]))
+    keys = [source_cache_key(lookup) for lookup in (source.write_key, source.secret_key_digest)]
+    transaction.on_commit(lambda: cache.delete_many([k + suffix for k in keys for suffix in ("", ":known")]))
 
 
 def source_rotate_secret_key(*, source: Source) -> str:
-    """Replace the secret key; the old one stops working at once."""
+    """Replace the secret key; the old one stops working at once (and its cached copies go)."""
+    source_cache_forget(source=source)
     secret_key = _new_secret_key()
     source.secret_key_digest = secret_key_digest(secret_key)
     source.secret_key_prefix = secret_key[:10]

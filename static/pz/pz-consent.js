@@ -2,7 +2,9 @@
  * pz-consent.js: the storefront consent banner of the personalization platform.
  *   <script src=".../static/pz/pz-consent.js" data-write-key="pzw_..." data-anonymous-id="..." defer></script>
  *   <button type="button" data-pz-consent-open>Cookie settings</button>
- * Overrides: window.pzConsentConfig = {writeKey, apiHost, anonymousId, userId, lang, strings}.
+ * Overrides: window.pzConsentConfig = {writeKey, apiHost, anonymousId, userId, userToken, lang, strings}.
+ * A userId (data-user-id) goes with its userToken (data-user-token, computed by the shop's server):
+ * without it the API refuses to record choices in that user's name, so the banner sends neither.
  * Public API: window.pzConsent = {open(), get(purposeKey), onChange(callback), ready}.
  * localStorage: pz_consent (the last answer), pz_consent_gpc (GPC sent), pz_anonymous_id.
  * No dependencies, no build step. Texts go in with textContent, never innerHTML; nothing throws
@@ -137,6 +139,7 @@
     apiHost: (pick("apiHost") || scriptOrigin()).replace(/\/+$/, ""),
     anonymousId: pick("anonymousId") || storedAnonymousId(),
     userId: pick("userId"),
+    userToken: pick("userToken"),
     lang: pick("lang") || document.documentElement.lang || navigator.language || "en",
   };
   const language = String(config.lang).toLowerCase().split(/[-_]/)[0];
@@ -150,7 +153,7 @@
   const endpoint = (name) => `${config.apiHost}/api/v1/consent/${name}`;
   const subject = () => {
     const body = { writeKey: config.writeKey, anonymousId: config.anonymousId };
-    if (config.userId) body.userId = config.userId;
+    if (config.userId && config.userToken) Object.assign(body, { userId: config.userId, userToken: config.userToken });
     return body;
   };
   // text/plain keeps the request "simple": no CORS preflight; the server parses the body as JSON.

@@ -11,6 +11,8 @@
  *                                                     sends a page view unless autoPage: false
  *   pz("page", [category], [name], [properties])      pz("track", "Newsletter Signed Up", {list: "weekly"})
  *   pz("identify", userId, [traits])                    the user id is remembered; pz("reset") forgets it
+ * The collector counts an event's userId only with proof: each event of init's userId carries init's
+ * userToken (context.pz.userToken); without it, the event is recorded as the anonymous visitor's only.
  *   pz("productViewed" | "productClicked" | "productAdded" | "productRemoved", product)
  *   pz("cartViewed" | "checkoutStarted", {products, currency, value})
  *   pz("orderCompleted", {order_id, revenue, currency, products})
@@ -219,7 +221,8 @@
       if (rejected.length) warn(`the collector rejected ${rejected.length} event(s); they are not sent again`, rejected);
       return DONE;
     }
-    if (response.status === 400 || response.status === 413) {
+    // A refused key or origin (401, 403) is refused again on every retry, as a bad batch is.
+    if ([400, 401, 403, 413].includes(response.status)) {
       warn(`the collector refused a batch (HTTP ${response.status}); its events are dropped`, await jsonOf(response));
       return DONE;
     }
@@ -342,6 +345,8 @@
     if (visitor.userId) event.userId = visitor.userId;
     event.timestamp = new Date().toISOString();
     event.context = context();
+    // The collector counts a user id only with its proof; without it the event is the anonymous visitor's.
+    if (proof && event.userId === proof.userId) event.context.pz = { userToken: proof.userToken };
     const json = JSON.stringify(event); // a copy: the page may change its objects later
     if (byteSize(json) > MAX_EVENT_BYTES) return warn(`"${event.event || event.type}" is over 32 KB and is not sent`);
     const allowed = analyticsAllowed();

@@ -3,9 +3,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
-from consent.models import ErasureReceipt, ExportRequest, PolicyVersion, Purpose, StaffAccessLog
+from consent.models import ErasureReceipt, ExportRequest, PolicyVersion, PreferenceLink, Purpose, StaffAccessLog
 from consent.selectors import consent_summary, subject_hash
-from consent.services import consent_record
+from consent.services import consent_record, preference_link_issue
 from consent.subjects import Subject
 from tests.factories import CustomerFactory
 from tracking.models import Customer
@@ -25,12 +25,28 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
         "/admin/consent/staffaccesslog/",
         "/admin/consent/subjectlink/",
         "/admin/consent/suppression/",
+        "/admin/consent/preferencelink/",
         "/admin/django_celery_beat/periodictask/",
     ],
 )
 def test_consent_admin_pages_render(admin_client: Client, url: str) -> None:
     consent_record(subject=Subject(user_id="u-1"), choices={"analytics": True}, source="banner")
     assert admin_client.get(url).status_code == 200
+
+
+def test_staff_revoke_a_persons_preference_links(admin_client: Client) -> None:
+    anna, _ = preference_link_issue(subject=Subject(user_id="anna"))
+    ben, _ = preference_link_issue(subject=Subject(user_id="ben"))
+    selected = PreferenceLink.objects.get(user_id="anna")
+    page = admin_client.post(
+        "/admin/consent/preferencelink/", {"action": "revoke", "_selected_action": [selected.pk]}, follow=True
+    )
+    assert "1 link(s) revoked." in page.content.decode()
+    assert (admin_client.get(anna).status_code, admin_client.get(ben).status_code) == (404, 200)
+    assert admin_client.get(f"/admin/consent/preferencelink/{selected.pk}/change/").status_code == 200  # to read
+    assert (
+        "token_digest" not in admin_client.get(f"/admin/consent/preferencelink/{selected.pk}/change/").content.decode()
+    )
 
 
 def test_publishing_a_policy_version_asks_everyone_again(

@@ -5,8 +5,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from consent.links import subject_from_preference_token
-from consent.models import ConsentRecord, SubjectLink
+from consent.models import ConsentRecord, PreferenceLink, SubjectLink
 from consent.subjects import Subject
+from tracking.authentication import user_token
 from tracking.services import SourceKeys
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -66,7 +67,9 @@ def test_browser_records_choices_with_the_write_key_in_the_body_as_text_plain(
     assert set(ConsentRecord.objects.values_list("ip_address", "user_agent")) == {("198.51.100.0", "Firefox")}
 
 
-def test_write_key_by_http_basic_and_cors_for_allowed_origins(api_client: APIClient, source_keys: SourceKeys) -> None:
+def test_write_key_by_http_basic_and_an_origin_the_source_does_not_list_is_refused(
+    api_client: APIClient, source_keys: SourceKeys
+) -> None:
     source_keys.source.allowed_origins = ["https://shop.example.com"]
     source_keys.source.save()
     body = {"anonymousId": "anon-2", "choices": {"personalization": True}}
@@ -86,7 +89,14 @@ def test_write_key_by_http_basic_and_cors_for_allowed_origins(api_client: APICli
         HTTP_AUTHORIZATION=basic(source_keys.write_key),
         HTTP_ORIGIN="https://evil.example",
     )
-    assert "Access-Control-Allow-Origin" not in other
+    assert other.status_code == 403
+    assert other.json() == {
+        "code": "origin_not_allowed",
+        "detail": "This origin is not among the source's allowed origins; nothing was recorded.",
+        "fields": {},
+    }
+    assert other["Access-Control-Allow-Origin"] == "https://evil.example"  # the banner reads the refusal
+    assert records() == [("anon-2", "personalization", True, "banner", False)]
 
 
 def test_sec_gpc_header_is_honoured_on_a_choices_request(api_client: APIClient, source_keys: SourceKeys) -> None:
@@ -157,10 +167,50 @@ def test_the_secret_key_may_record_imports(api_client: APIClient, source_keys: S
     assert list(ConsentRecord.objects.values_list("user_id", "source")) == [("u-1", "import")]
 
 
+@pytest.mark.parametrize("token", [None, "", "0" * 64, "token-of-someone-else"])
+@pytest.mark.parametrize("path", [CHOICES, "/api/v1/consent/gpc"])
+def test_a_browser_cannot_choose_in_a_users_name_without_the_users_token(
+    api_client: APIClient, source_keys: SourceKeys, path: str, token: str | None
+) -> None:
+    body: dict[str, object] = {"writeKey": source_keys.write_key, "anonymousId": "attacker", "userId": "victim"}
+    if path == CHOICES:
+        body["choices"] = {"analytics": True, "marketing": True}
+    if token is not None:
+        body["userToken"] = (
+            user_token(source_keys.source, "someone-else") if token == "token-of-someone-else" else token
+        )
+    response = api_client.post(path, body, format="json", HTTP_SEC_GPC="1")
+    assert response.status_code == 403
+    assert response.json() == {
+        "code": "user_not_proven",
+        "detail": "With the public write key, acting for a userId needs its userToken (computed by the shop's "
+        "server); or send this from the server with the secret key.",
+        "fields": {},
+    }
+    assert ConsentRecord.objects.count() == 0
+    assert SubjectLink.objects.count() == 0
+
+
+def test_a_browser_with_the_users_token_chooses_in_their_name_and_links_its_id(
+    api_client: APIClient, source_keys: SourceKeys
+) -> None:
+    body = {
+        "writeKey": source_keys.write_key,
+        "anonymousId": "browser-7",
+        "userId": "u-7",
+        "userToken": user_token(source_keys.source, "u-7"),
+        "choices": {"analytics": True},
+    }
+    assert api_client.post(CHOICES, body, format="json").status_code == 200
+    recorded = [(r.user_id, r.anonymous_id, r.purpose.key, r.granted) for r in ConsentRecord.objects.all()]
+    assert recorded == [("u-7", "browser-7", "analytics", True)]
+    assert list(SubjectLink.objects.values_list("anonymous_id", "user_id")) == [("browser-7", "u-7")]
+
+
 def test_state_needs_the_secret_key(api_client: APIClient, source_keys: SourceKeys) -> None:
-    api_client.post(
-        CHOICES, {"writeKey": source_keys.write_key, "userId": "u-2", "choices": {"analytics": True}}, format="json"
-    )
+    proof = user_token(source_keys.source, "u-2")
+    body = {"writeKey": source_keys.write_key, "userId": "u-2", "userToken": proof, "choices": {"analytics": True}}
+    assert api_client.post(CHOICES, body, format="json").status_code == 200
     refused = api_client.get(
         "/api/v1/consent/subjects/state", {"userId": "u-2"}, HTTP_AUTHORIZATION=basic(source_keys.write_key)
     )
@@ -191,5 +241,6 @@ def test_link_and_preference_link(api_client: APIClient, source_keys: SourceKeys
     assert body["url"].startswith("http://testserver/privacy/p/")
     token = body["url"].removeprefix("http://testserver/privacy/p/").rstrip("/")
     assert subject_from_preference_token(token) == Subject(user_id="u-5")
+    assert PreferenceLink.objects.get().user_id == "u-5"
     api_client.credentials(HTTP_AUTHORIZATION=basic(source_keys.write_key))
     assert api_client.post("/api/v1/consent/preference-links", {"userId": "u-5"}, format="json").status_code == 401

@@ -22,7 +22,13 @@ from pytest_django import DjangoCaptureOnCommitCallbacks
 from consent.models import ErasureReceipt, ExportRequest, StaffAccessLog, Suppression
 from consent.registry import personal_data_stores
 from consent.selectors import consent_allows, identities_for, subject_hash, subject_suppressed
-from consent.services import consent_record, export_request_create, subject_erase, subject_link
+from consent.services import (
+    consent_record,
+    export_request_create,
+    preference_link_issue,
+    subject_erase,
+    subject_link,
+)
 from consent.subjects import Subject
 from personalization import session_lists
 from personalization.model_store import HASH_BYTES, active_model
@@ -88,6 +94,7 @@ def seed_everything(
             subject=Subject(user_id=USER), choices={"marketing": True, "personalization": True}, source="api"
         )
         export_request_create(subject=Subject(user_id=USER), requested_via="preference_center")
+        preference_link_issue(subject=Subject(user_id=USER, anonymous_id=ANONYMOUS))
     # tracked events and the real-time profiles they build
     from tracking.services import source_create
 
@@ -115,7 +122,9 @@ def seed_everything(
             "properties": {"product_id": "85123A"},
         },
     ]
-    response = client.post("/v1/batch", {"batch": events, "writeKey": keys.write_key}, content_type="application/json")
+    response = client.post(  # the shop's server: its secret key vouches for the user id
+        "/v1/batch", {"batch": events}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {keys.secret_key}"
+    )
     assert response.json()["accepted"] == 3, response.content
     drain()
     # a recommendation shown to them (the exposure log), and their click on it
@@ -136,7 +145,9 @@ def seed_everything(
         "messageId": "erase-click",
         "properties": {"rec_id": str(REC_ID), "product_id": "85123A", "position": 1},
     }
-    response = client.post("/v1/batch", {"batch": [click], "writeKey": keys.write_key}, content_type="application/json")
+    response = client.post(
+        "/v1/batch", {"batch": [click]}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {keys.secret_key}"
+    )
     assert response.json()["accepted"] == 1
     drain()
     assert ExposureOutcome.objects.filter(exposure_id=REC_ID, kind="click").count() == 1
@@ -244,7 +255,12 @@ def test_erasure_leaves_nothing_identifying_anywhere(
         assert redis_naming(identifier) == []
     assert receipt.removed == {
         # two links: the seed's, and the one "browse as" made from the session's first anonymous id
-        "consent": {"consent records anonymised": 3, "identity links deleted": 2, "data exports deleted": 1},
+        "consent": {
+            "consent records anonymised": 3,
+            "identity links deleted": 2,
+            "data exports deleted": 1,
+            "preference-center links deleted": 1,
+        },
         "tracking": {
             "customers deleted": 1,
             "orders anonymised": 2,

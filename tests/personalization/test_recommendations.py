@@ -21,6 +21,7 @@ from personalization.recommendations import (
     similar_items,
 )
 from tests.personalization.history import GARDEN, KITCHEN, build_shop, train
+from tracking.authentication import user_token
 from tracking.models import Source
 from tracking.services import source_create
 
@@ -40,13 +41,17 @@ def trained(commit: Commit) -> None:
 
 def view(client: Client, drain: Callable[[], int], anonymous_id: str, *products: str, user_id: str = "") -> None:
     known = Source.objects.filter(name=f"Shop {anonymous_id}").first()  # the same browser again
-    write_key = known.write_key if known is not None else source_create(name=f"Shop {anonymous_id}").write_key
+    source = known if known is not None else source_create(name=f"Shop {anonymous_id}").source
+    write_key = source.write_key
+    # a signed-in customer's page carries their userToken, and pz.js sends it with their events
+    proof = {"context": {"pz": {"userToken": user_token(source, user_id)}}} if user_id else {}
     events = [
         {
             "type": "track",
             "event": "Product Viewed",
             "anonymousId": anonymous_id,
             **({"userId": user_id} if user_id else {}),
+            **proof,
             "messageId": f"{anonymous_id}-{uuid.uuid4()}",
             "properties": {"product_id": sku},
         }

@@ -208,7 +208,10 @@ def test_a_visitor_is_new_for_their_whole_first_visit_and_returning_when_back(
             for m in minutes_ago
         ]
         response = client.post(
-            "/v1/batch", {"batch": events, "writeKey": shop["writeKey"]}, content_type="application/json"
+            "/v1/batch",
+            {"batch": events},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {shop['secret']}",
         )
         assert response.json()["accepted"] == len(events)
         drain()
@@ -397,7 +400,9 @@ def test_a_live_scoring_moves_to_the_pool(
     commit(lambda: consent_record(subject=Subject(user_id="k1"), choices={"analytics": True}, source="api"))
     view = {"type": "track", "event": "Product Viewed", "userId": "k1", "anonymousId": "k1-browser"}
     events = [{**view, "messageId": f"k1-live-{sku}", "properties": {"product_id": sku}} for sku in ("G3", "G4")]
-    client.post("/v1/batch", {"batch": events, "writeKey": shop["writeKey"]}, content_type="application/json")
+    client.post(
+        "/v1/batch", {"batch": events}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {shop['secret']}"
+    )
     drain()
     settings.PZ_SESSION_LISTS = False  # no list scored with the session: scored live, over every item
     server = {"HTTP_AUTHORIZATION": f"Bearer {shop['secret']}"}
@@ -586,7 +591,7 @@ def test_a_browsing_visitor_is_served_the_list_scored_with_their_session(
     view = {"type": "track", "event": "Product Viewed", "userId": "k1", "anonymousId": "k1-browser"}
     events = [{**view, "messageId": f"k1-view-{sku}", "properties": {"product_id": sku}} for sku in ("G3", "G4")]
     response = client.post(
-        "/v1/batch", {"batch": events, "writeKey": shop["writeKey"]}, content_type="application/json"
+        "/v1/batch", {"batch": events}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {shop['secret']}"
     )
     assert response.json()["accepted"] == 2
     drain()
@@ -623,7 +628,9 @@ def test_a_widget_passing_a_country_has_the_visitors_lists_scored_for_it(
     )
     view = {"type": "track", "event": "Product Viewed", "anonymousId": "de-browser"}
     events = [{**view, "messageId": f"de-view-{sku}", "properties": {"product_id": sku}} for sku in ("G3", "K2")]
-    client.post("/v1/batch", {"batch": events, "writeKey": shop["writeKey"]}, content_type="application/json")
+    client.post(
+        "/v1/batch", {"batch": events}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {shop['secret']}"
+    )
     drain()
     assert session_lists_score_changed() == 1
     first = ask(client, shop, placement="home", anonymousId="de-browser", country="de").json()

@@ -114,8 +114,9 @@ def test_single_event_paths_and_letters(client: Client, source_keys: SourceKeys,
     )
     post(client, "/v1/t", {"anonymousId": "a", "event": "Signed Up", "messageId": "t1"}, **auth)
     post(client, "/v1/b", {"batch": [{"type": "t", "anonymousId": "a", "event": "X", "messageId": "t2"}]}, **auth)
-    post(client, "/v1/group", {"userId": "u-1", "groupId": "acme", "messageId": "g1"}, **auth)
-    post(client, "/v1/alias", {"userId": "u-1", "previousId": "old-anon", "messageId": "a1"}, **auth)
+    server = {"HTTP_AUTHORIZATION": basic(source_keys.secret_key)}  # vouches for a user id alone
+    post(client, "/v1/group", {"userId": "u-1", "groupId": "acme", "messageId": "g1"}, **server)
+    post(client, "/v1/alias", {"userId": "u-1", "previousId": "old-anon", "messageId": "a1"}, **server)
     drain()
     assert sorted(Event.objects.values_list("message_id", "type", "name", "event")) == [
         ("a1", "alias", "", ""),
@@ -198,9 +199,16 @@ def test_bad_auth_refuses_the_request(
     assert response.json()["code"] == code
 
 
-def test_the_secret_key_is_not_a_write_key(client: Client, source_keys: SourceKeys) -> None:
-    response = post(client, "/v1/track", view("s"), HTTP_AUTHORIZATION=basic(source_keys.secret_key))
-    assert response.status_code == 401
+@pytest.mark.usefixtures("analytics_allowed")
+def test_a_servers_secret_key_is_accepted_as_the_basic_user_name_or_a_bearer(
+    client: Client, source_keys: SourceKeys, drain: Callable[[], int]
+) -> None:
+    basic_answer = post(client, "/v1/track", view("s-1"), HTTP_AUTHORIZATION=basic(source_keys.secret_key))
+    bearer_answer = post(client, "/v1/track", view("s-2"), HTTP_AUTHORIZATION=f"Bearer {source_keys.secret_key}")
+    wrong = post(client, "/v1/track", view("s-3"), HTTP_AUTHORIZATION=basic("pzs_" + "x" * 43))
+    drain()
+    assert (basic_answer.status_code, bearer_answer.status_code, wrong.status_code) == (200, 200, 401)
+    assert sorted(Event.objects.values_list("message_id", flat=True)) == ["s-1", "s-2"]
 
 
 def test_without_analytics_consent_events_are_only_counted(
@@ -320,28 +328,33 @@ def test_the_pixel_answers_a_gif(client: Client, source_keys: SourceKeys, drain:
     assert list(Event.objects.values_list("message_id", "event")) == [("px-1", "Email Opened")]
 
 
-def test_cors_for_the_sources_origins(client: Client, source_keys: SourceKeys, analytics_allowed: None) -> None:
+def test_an_origin_the_source_does_not_list_is_refused_readably_and_nothing_is_stored(
+    client: Client, source_keys: SourceKeys, analytics_allowed: None, drain: Callable[[], int]
+) -> None:
     source_keys.source.allowed_origins = ["https://shop.example.com"]
     source_keys.source.save()
-    preflight = client.options("/v1/batch", HTTP_ORIGIN="https://shop.example.com")
-    assert preflight.status_code == 204
+    auth = {"HTTP_AUTHORIZATION": basic(source_keys.write_key)}
+    # A preflight carries no key: it lets the request through, and the request gets the verdict.
+    preflight = client.options("/v1/batch", HTTP_ORIGIN="https://evil.example")
+    assert preflight.status_code == 204 and preflight["Access-Control-Allow-Origin"] == "https://evil.example"
     assert "Authorization" in preflight["Access-Control-Allow-Headers"]
-    allowed = post(
-        client,
-        "/v1/track",
-        view("o-1"),
-        HTTP_AUTHORIZATION=basic(source_keys.write_key),
-        HTTP_ORIGIN="https://shop.example.com",
-    )
+
+    other = post(client, "/v1/track", view("o-2"), HTTP_ORIGIN="https://evil.example", **auth)
+    drain()
+    assert other.status_code == 403
+    assert other.json()["code"] == "origin_not_allowed" and other.json()["fields"] == {
+        "Origin": ["not allowed for this source"]
+    }
+    assert other["Access-Control-Allow-Origin"] == "https://evil.example"  # the SDK reads it, and stops
+    assert Event.objects.count() == 0 and counts() == {}
+
+    allowed = post(client, "/v1/track", view("o-1"), HTTP_ORIGIN="https://shop.example.com", **auth)
+    own_page = post(client, "/v1/track", view("o-3"), HTTP_ORIGIN="http://testserver", **auth)
+    server = post(client, "/v1/track", view("o-4"), **auth)
+    drain()
+    assert (allowed.status_code, own_page.status_code, server.status_code) == (200, 200, 200)
     assert allowed["Access-Control-Allow-Origin"] == "https://shop.example.com"
-    other = post(
-        client,
-        "/v1/track",
-        view("o-2"),
-        HTTP_AUTHORIZATION=basic(source_keys.write_key),
-        HTTP_ORIGIN="https://evil.example",
-    )
-    assert "Access-Control-Allow-Origin" not in other
+    assert sorted(Event.objects.values_list("message_id", flat=True)) == ["o-1", "o-3", "o-4"]
 
 
 def test_a_gpc_header_records_the_opt_out(

@@ -167,6 +167,7 @@ def _ingest(raw_events: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         received_at=received_at,
         batch_context={"library": {"name": "analytics-python"}},
         batch_sent_at=received_at - timedelta(seconds=2),
+        user_ids_trusted=True,
     )
     entries: Any = stream.client().xrevrange(stream.STREAM, count=1)
     ((_, fields),) = entries
@@ -221,7 +222,11 @@ def test_a_batch_from_json_gives_the_answer_and_the_entry_of_the_decoded_batch()
 def _track(message_id: str, anonymous_id: str) -> tuple[int, dict[str, int]]:
     event = {"type": "track", "event": "Page Loved", "messageId": message_id, "anonymousId": anonymous_id}
     result = events_ingest(
-        source_id=1, raw_events=[event], meta={"REMOTE_ADDR": "127.0.0.1"}, received_at=timezone.now()
+        source_id=1,
+        raw_events=[event],
+        meta={"REMOTE_ADDR": "127.0.0.1"},
+        received_at=timezone.now(),
+        user_ids_trusted=True,
     )
     return result.accepted, dict(result.dropped)
 

@@ -58,7 +58,12 @@ def watched(commit: Any) -> Subject:
 
 def test_an_event_sent_later_is_stored_as_one_ingested_at_once(watched: Subject) -> None:
     events_ingest(
-        source_id=1, raw_events=[exposure("m1", "watched")], meta=META, received_at=timezone.now(), internal=True
+        source_id=1,
+        raw_events=[exposure("m1", "watched")],
+        meta=META,
+        received_at=timezone.now(),
+        internal=True,
+        user_ids_trusted=True,
     )
     before = timezone.now()
     internal_event_send(source_id=1, event=exposure("m2", "watched"), meta=META)

@@ -50,7 +50,9 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def send(client: Client, keys: SourceKeys, drain: Callable[[], int], *events: dict[str, object]) -> None:
     for number, event in enumerate(events):
         event.setdefault("messageId", f"{event['type']}-{number}-{event.get('userId', '')}-{event['anonymousId']}")
-    response = client.post("/v1/batch", {"batch": events, "writeKey": keys.write_key}, content_type="application/json")
+    response = client.post(  # the shop's server: its secret key vouches for the user ids
+        "/v1/batch", {"batch": events}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {keys.secret_key}"
+    )
     assert response.status_code == 200 and response.json()["accepted"] == len(events), response.content
     drain()
 

@@ -23,8 +23,9 @@ def test_events_sent_with_segment_analytics_python_are_stored_exactly_once(
     refresh_policy_cache()
     keys = source_create(name="Backend")
     errors: list[Exception] = []
+    # A shop's server configures its SDK with the secret key: its user ids are taken at its word.
     sdk = SegmentClient(
-        keys.write_key, host=live_server.url, sync_mode=True, gzip=gzip, on_error=lambda e, _: errors.append(e)
+        keys.secret_key, host=live_server.url, sync_mode=True, gzip=gzip, on_error=lambda e, _: errors.append(e)
     )
     when = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     sdk.identify("user-42", {"email": "forty-two@example.com"}, timestamp=when, message_id="sdk-1")

@@ -108,7 +108,11 @@ def views(visitor: str, count: int, prefix: str) -> list[dict[str, Any]]:
 def append(source_id: int, events: list[dict[str, Any]], batch_size: int = 250) -> None:
     for start in range(0, len(events), batch_size):
         result = events_ingest(
-            source_id=source_id, raw_events=events[start : start + batch_size], meta={}, received_at=timezone.now()
+            source_id=source_id,
+            raw_events=events[start : start + batch_size],
+            meta={},
+            received_at=timezone.now(),
+            user_ids_trusted=True,
         )
         assert result.rejected == []
 

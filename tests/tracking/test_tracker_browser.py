@@ -21,10 +21,11 @@ from playwright.sync_api import Page, Request, Route, expect
 from pytest_django import Settings
 from pytest_django.live_server_helper import LiveServer
 
+from consent.models import ConsentRecord, SubjectLink
 from personalization.models import Product
 from tests.browsing import answer, events_when, outcomes, visitor, without_recommendations
 from tests.conftest import NewPage
-from tests.factories import CategoryFactory, ProductFactory
+from tests.factories import CategoryFactory, CustomerFactory, ProductFactory
 from tracking.models import Event, Order
 from tracking.services import source_create
 
@@ -87,6 +88,30 @@ def sent_ids(bodies: list[dict[str, Any]]) -> Counter[str]:
 
 def queued_events(page: Page) -> list[str]:
     return page.evaluate("JSON.parse(localStorage.getItem('pz_queue') || '[]').map((e) => e.event || e.type)")
+
+
+def test_a_customer_signed_in_is_tracked_and_chooses_in_their_own_name_with_the_pages_token(
+    page: Page, product: Product, product_url: str, live_server: LiveServer
+) -> None:
+    CustomerFactory.create(user_id="c-9")
+    page.goto(f"{live_server.url}/shop/customers/")
+    page.get_by_label("Customer number").fill("c-9")
+    page.get_by_role("button", name="Browse as this customer").click()
+    page.wait_for_url("**/shop/account/")
+    anonymous_id = visitor(page)
+    answer(page, "Accept all")  # the banner sends the user id with its token: 200, in c-9's name
+    page.goto(product_url)
+    page.goto("about:blank")
+
+    events = events_when(page, 5)  # a page view and an identify on each page, and the product viewed
+    assert {(e.type, e.event, e.user_id, e.anonymous_id) for e in events} == {
+        ("page", "", "c-9", anonymous_id),
+        ("identify", "", "c-9", anonymous_id),
+        ("track", "Product Viewed", "c-9", anonymous_id),
+    }
+    assert all("userToken" not in e.context["pz"] for e in events)
+    assert set(ConsentRecord.objects.values_list("user_id", flat=True)) == {"c-9"}
+    assert SubjectLink.objects.filter(anonymous_id=anonymous_id, user_id="c-9").exists()
 
 
 def test_a_visit_sends_every_event_once_including_those_sent_as_a_page_is_left(

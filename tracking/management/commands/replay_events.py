@@ -190,7 +190,10 @@ class Command(BaseCommand):
             tally.suppressed += granted.suppressed
         tally.sent.update(str(event.get("event") or event.get("type")) for event in batch)
         try:
-            result = events_ingest(source_id=source.pk, raw_events=batch, meta={}, received_at=timezone.now())
+            # An operator's data set: its user ids are the shop's own.
+            result = events_ingest(
+                source_id=source.pk, raw_events=batch, meta={}, received_at=timezone.now(), user_ids_trusted=True
+            )
         except redis.RedisError as exc:
             raise CommandError(
                 f"The event stream is unavailable ({exc}) after {tally.batches - 1:,} batches. "
