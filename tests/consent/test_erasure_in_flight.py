@@ -33,7 +33,8 @@ IDENTIFIERS = (USER, ANONYMOUS, EMAIL, NAME)
 
 
 def send_identify_and_order(client: Client) -> None:
-    """The person browses, signs in (identify, with email and name) and orders: accepted, in the stream."""
+    """The person browses, signs in (identify, with email and name) and orders: accepted, in the stream.
+    The shop's server sends them, with the secret key, which vouches for the user id."""
     keys = source_create(name="In-flight source")
     events = [
         {
@@ -64,10 +65,11 @@ def send_identify_and_order(client: Client) -> None:
     ]
     batch = {
         "batch": events,
-        "writeKey": keys.write_key,
         "context": {"consent": {"categoryPreferences": {"analytics": True}}},
     }
-    response = client.post("/v1/batch", batch, content_type="application/json")
+    response = client.post(
+        "/v1/batch", batch, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {keys.secret_key}"
+    )
     assert response.json()["accepted"] == 3, response.content
     assert stream.backlog() == {"length": 1, "pending": 0}  # one batch, not yet consumed
 

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from consent.links import preference_link
 from consent.models import ConsentRecord
+from consent.services import preference_link_issue
 from consent.subjects import Subject
 from tests.outages import RedisServer, TcpProxy, assert_store_unavailable
 from tracking.services import source_create
@@ -64,7 +64,7 @@ def test_with_postgres_down_the_banner_config_answers_503(database_outage: TcpPr
 def test_with_postgres_down_the_preference_center_answers_the_503_page(
     database_outage: TcpProxy, browser: Client
 ) -> None:
-    url = preference_link(Subject(user_id="user-anna"))[0]
+    url = preference_link_issue(subject=Subject(user_id="user-anna"))[0]
     database_outage.cut()
 
     response = browser.post(url, {"purpose-analytics": "allow"})

@@ -171,6 +171,7 @@ def test_download_my_data(client: Client, django_capture_on_commit_callbacks: Dj
     assert set(document["stores"]) == {
         "consent",
         "tracking",
+        "event dead letters",
         "demo shop",
         "recommendation models",
         "recommendation exposures",
