@@ -8,16 +8,19 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def granian(port: int, environment: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """The product under granian with the Makefile's `run` settings, once /healthz answers."""
+def granian(port: int, environment: Mapping[str, str], log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """The product under granian with the Makefile's `run` settings, once /healthz answers;
+    its output goes to ``log`` (or nowhere)."""
+    output = log or subprocess.DEVNULL
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/granian"), "--interface", "wsgi", "--workers", "2", "--blocking-threads", "2",
          "--host", "127.0.0.1", "--port", str(port), "config.wsgi:application"],
-        cwd=ROOT, env=dict(environment), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=dict(environment), stdout=output, stderr=output,
     )  # fmt: skip
     for _ in range(150):
         try:
