@@ -31,6 +31,7 @@ from consent.services import subject_link
 from personalization.selectors import products_by_skus
 from personalization.services.exposures import outcomes_record
 from tracking.event_schema import PRODUCT_EVENTS, platform_event, product_key
+from tracking.event_time import utc
 from tracking.models import Event, IngestCount, Order, ProcessedBatch
 from tracking.profile_rules import WEIGHTS, add_affinity, assign_session, cart_change, push_recent
 from tracking.profile_store import LockedProfiles, ProfileRow, postgres_fast_path
@@ -116,7 +117,12 @@ _TYPES = [
 
 
 def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    """An event's time as the collector wrote it: ISO 8601 in UTC. A time without a zone, which
+    entries appended before the collector took such times as UTC may hold, is taken as UTC too."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else utc(moment)
 
 
 def _values(source_id: int, event: Mapping[str, Any], session_id: str) -> list[Any]:
@@ -224,7 +230,7 @@ def _apply(
     for source_id, event in stored:
         if platform_event(event):  # what was shown to the visitor is not something they did
             continue
-        when = datetime.fromisoformat(event["timestamp"])
+        when = utc(datetime.fromisoformat(event["timestamp"]))
         if event["type"] in ("identify", "alias"):
             _stitch(event, links, profiles, customers)
         profile = profiles.get(_profile_key(event, links))
