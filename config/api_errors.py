@@ -61,12 +61,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
-def _is_api_path(request: HttpRequest) -> bool:
+def is_api_path(request: HttpRequest) -> bool:
     return request.path.startswith(API_PATH_PREFIXES)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api_path(request):
+    if is_api_path(request):
         body = api_error_body(code="not_found", detail="No such endpoint or object.")
         return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)
     from django.views.defaults import page_not_found
@@ -75,7 +75,7 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    if _is_api_path(request):
+    if is_api_path(request):
         body = api_error_body(code="server_error", detail="An unexpected error occurred; it has been logged.")
         return JsonResponse(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     from django.views.defaults import server_error

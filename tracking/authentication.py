@@ -119,7 +119,8 @@ def user_token(source: Source, user_id: str) -> str:
 
 
 def user_token_valid(source: Source, user_id: str, token: str) -> bool:
-    return bool(token) and hmac.compare_digest(user_token(source, user_id), token)
+    # As bytes: compare_digest refuses str with non-ASCII characters, which any token may hold.
+    return bool(token) and hmac.compare_digest(user_token(source, user_id).encode(), token.encode())
 
 
 class HasSourceSecretKey(permissions.BasePermission):

@@ -110,37 +110,6 @@ MAX_EVENT_DEPTH = 64
 DEPTH_REASON = f"is nested more than {MAX_EVENT_DEPTH} levels deep"
 
 
-def nested_too_deep(value: Any, limit: int = MAX_EVENT_DEPTH) -> bool:
-    """Whether objects and arrays in ``value`` nest more than ``limit`` levels (without recursing)."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
-
-
-def nul_field(value: Any, path: str = "") -> str | None:
-    """The dotted name of the first key or string in ``value`` holding a NUL character (which
-    PostgreSQL stores in neither text nor JSON), or None. Called only when the JSON holds one."""
-    pending: list[tuple[Any, str]] = [(value, path)]
-    while pending:
-        item, where = pending.pop()
-        if isinstance(item, str) and "\x00" in item:
-            return where
-        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
-        for key, child in children:
-            name = f"{where}.{key}" if where else str(key)
-            if isinstance(key, str) and "\x00" in key:
-                return name
-            pending.append((child, name))
-    return None
-
-
 ECOMMERCE: dict[str, type[msgspec.Struct]] = {
     "Product Viewed": ProductEvent,
     "Product Clicked": ProductEvent,

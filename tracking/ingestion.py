@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from django.conf import settings
 
+from config.input_errors import NUL_REASON, nested_too_deep, nul_field
 from consent.network import RequestFacts, gpc_signal, request_facts, truncate_ip
 from consent.selectors import Gate, consent_gate, consent_gate_foreseen
 from consent.services import consent_apply_gpc
@@ -35,8 +36,6 @@ from tracking.event_schema import (
     Envelope,
     InvalidEvent,
     Rejection,
-    nested_too_deep,
-    nul_field,
     subject_ids,
     validate_encoded_event,
     validate_event,
@@ -47,7 +46,6 @@ from tracking.user_agents import Agent, describe_user_agent
 
 # A JSON-escaped NUL character: \u0000 preceded by an even number of backslashes.
 NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-NUL_REASON = "contains a NUL character (\\u0000)"
 
 # An event of a batch up to this size, still in JSON, is decoded straight into an Envelope: its
 # re-encoding (what the 32 KB limit measures) cannot pass the limit: re-encoded, JSON loses its
@@ -193,7 +191,7 @@ def _validated(
     refusal is added to ``result`` with the event's index and messageId."""
     message_id = raw.get("messageId") if isinstance(raw, dict) else None
     message_id = message_id if isinstance(message_id, str) else None
-    if nested_too_deep(raw):
+    if nested_too_deep(raw, MAX_EVENT_DEPTH):
         result.rejected.append(Rejection(index, message_id, "event", DEPTH_REASON))
         return None
     encoded = msgspec.json.encode(raw)
