@@ -27,7 +27,7 @@ from config.input_errors import NUL_REASON, nested_too_deep, nul_field
 from consent.network import RequestFacts, gpc_signal, request_facts, truncate_ip
 from consent.selectors import Gate, consent_gate, consent_gate_foreseen
 from consent.services import consent_apply_gpc
-from consent.subjects import Subject
+from consent.subjects import InvalidSubject, Subject
 from tracking import stream
 from tracking.event_schema import (
     DEPTH_REASON,
@@ -128,7 +128,8 @@ def _normalized(
         pz.pop("internal", None)  # only the platform's own events (an exposure) may say they are
     pz["agent"] = agent.as_dict()
     if clamped:
-        pz["flags"] = [*pz.get("flags", []), "timestamp_clamped"]
+        flags = pz.get("flags")  # the client's own, whatever it sent, or none
+        pz["flags"] = [*(flags if isinstance(flags, list) else []), "timestamp_clamped"]
     context["pz"] = pz
     user_id, anonymous_id = subject_ids(event)
     return {
@@ -249,7 +250,12 @@ def events_ingest(
         ids = subject_ids(event)
         subject = subjects.get(ids)
         if subject is None:
-            subject = subjects[ids] = Subject(user_id=ids[0], anonymous_id=ids[1])
+            try:
+                subject = subjects[ids] = Subject(user_id=ids[0], anonymous_id=ids[1])
+            except InvalidSubject:  # ids of blanks only
+                field = "userId" if event.userId is not None else "anonymousId"
+                result.rejected.append(Rejection(index, event.messageId, field, "must not be blank"))
+                continue
         valid.append((event, subject))
 
     gpc = gpc_signal(headers)

@@ -83,6 +83,10 @@ ODD_EVENTS: dict[str, tuple[str, dict[str, Any] | bytes]] = {
     "huge product_id": ("properties.product_id", viewed(properties={"product_id": 10**70})),
     "huge order_id": ("properties.order_id", order({"sku": "a"}, order_id=10**120)),
     "huge sku in an order": ("properties.products.0.sku", order({"sku": 10**80})),
+    "clamped with flags of its own": ("", viewed(timestamp="2099-01-01T00:00:00Z", context={"pz": {"flags": 5}})),
+    "blank anonymousId": ("anonymousId", viewed(anonymousId=" ")),
+    "blank userId": ("userId", viewed(userId="\t", anonymousId=None)),
+    "blank userId beside an anonymousId": ("", viewed(userId=" ")),
     "huge position": ("", viewed(properties={"product_id": "a", "position": 10**40})),
     "huge int elsewhere": ("", viewed(properties={"product_id": "a", "count": 10**40})),
 }
@@ -198,6 +202,7 @@ times = st.one_of(
     st.text(max_size=30),
 )
 ids = st.one_of(st.text(max_size=140), st.integers(min_value=-(10**30), max_value=10**30))
+context_keys = st.sampled_from(["pz", "consent", "ip", "userAgent", "page"]) | st.text(max_size=8)
 event_names = st.sampled_from(["Product Viewed", "Product Added", "Order Completed", "Cart Viewed", "Signed Up"])
 product = st.fixed_dictionaries(
     {"product_id": ids}, optional={"price": json_scalars, "quantity": json_scalars, "category": json_values}
@@ -213,7 +218,8 @@ events = st.fixed_dictionaries(
         "event": event_names, "userId": ids, "previousId": ids, "timestamp": times, "sentAt": times,
         "originalTimestamp": times, "properties": properties,
         "traits": st.dictionaries(st.text(max_size=8), json_values),
-        "context": st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+        "context": st.dictionaries(context_keys, json_values | st.fixed_dictionaries({}, optional={
+            "flags": json_values, "internal": json_values, "categoryPreferences": json_values}), max_size=3),
     },
 )  # fmt: skip
 
