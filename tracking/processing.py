@@ -11,6 +11,11 @@ In-process (no Redis) the collector calls ``batches_process`` before it answers;
 Because the profile changes commit with the events that caused them, a consumer killed at any
 point and restarted (or replaced) ends with every event stored once and counted once: a batch
 processed again finds its events stored and changes nothing.
+
+It stores what ``tracking.ingestion`` let through and nothing else, and relies on it: times with
+a zone from 1970 to 2099, ids that fit their columns, no NUL character, no nesting past 64
+levels, prices and order totals that fit the order tables (``tracking.event_schema``). A new rule
+of what the database cannot hold belongs there, where the event is refused with its field.
 """
 
 from collections import defaultdict
