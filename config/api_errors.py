@@ -76,12 +76,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
-def _is_api_path(request: HttpRequest) -> bool:
+def is_api_path(request: HttpRequest) -> bool:
     return request.path.startswith(API_PATH_PREFIXES)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api_path(request):
+    if is_api_path(request):
         body = api_error_body(code="not_found", detail="No such endpoint or object.")
         return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)
     from django.views.defaults import page_not_found
@@ -90,7 +90,7 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    if _is_api_path(request):
+    if is_api_path(request):
         body = api_error_body(code="server_error", detail="An unexpected error occurred; it has been logged.")
         return JsonResponse(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     from django.views.defaults import server_error
@@ -104,7 +104,7 @@ def store_unavailable_headers() -> dict[str, str]:
 
 def store_unavailable_response(request: HttpRequest) -> HttpResponse:
     """The 503 of a request that a store's outage stopped: JSON under the API paths, a page elsewhere."""
-    if _is_api_path(request):
+    if is_api_path(request):
         body = api_error_body(code="store_unavailable", detail=STORE_UNAVAILABLE)
         response: HttpResponse = JsonResponse(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     else:

@@ -10,14 +10,13 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from pydantic import BaseModel, ValidationError
 from rest_framework import exceptions, permissions
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import api_error_schema
 from config.input_errors import validation_error_fields
-from config.parsers import PlainTextJSONParser
+from config.parsers import JSONParser, PlainTextJSONParser
 from consent import network, selectors, services
 from consent.api_input import ChoicesIn, GpcIn, LinkIn, PreferenceLinkIn, SubjectIn
 from consent.exceptions import ConsentError

@@ -16,6 +16,7 @@ from config.input_errors import validation_error_fields
 CATEGORY_SEPARATOR = " > "
 MAX_TAGS = 50
 MAX_ATTRIBUTES = 100
+MAX_STOCK = 2_147_483_647  # what the stock column (a PostgreSQL integer) holds
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
 Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -49,7 +50,9 @@ class ProductIn(BaseModel):
     brand: Annotated[str, StringConstraints(max_length=100)] = ""
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] = Field(default_factory=list)
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
-    stock: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Units in stock; null if not tracked.")
+    stock: Annotated[int, Field(ge=0, le=MAX_STOCK)] | None = Field(
+        default=None, description="Units in stock; null if not tracked."
+    )
     in_stock: bool | None = Field(default=None, description="Derived from stock when absent.")
     is_active: bool = True
 

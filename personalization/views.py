@@ -73,7 +73,10 @@ class ProductListView(CatalogView, generics.ListAPIView[Product]):
     def get_queryset(self) -> Any:
         updated_since = None
         if raw := self.request.query_params.get("updated_since"):
-            updated_since = parse_datetime(raw)
+            try:
+                updated_since = parse_datetime(raw)
+            except ValueError:  # well formed but not a time, e.g. an offset of +25:00
+                updated_since = None
             if updated_since is None or updated_since.tzinfo is None:
                 raise exceptions.ValidationError({"updated_since": ["must be an ISO 8601 date-time with a time zone"]})
         return selectors.product_list(

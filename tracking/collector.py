@@ -25,7 +25,8 @@ from django.views.decorators.csrf import csrf_exempt
 from config.api_errors import STORE_UNAVAILABLE, store_unavailable_headers
 from config.store_outages import STORE_ERRORS
 from tracking.event_schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, ONE_LETTER_TYPES
-from tracking.ingestion import events_ingest
+from tracking.event_time import time_in_range
+from tracking.ingestion import batch_context_problem, events_ingest
 from tracking.selectors import SourceInfo, source_info_for_key
 from tracking.source_keys import origin_allowed
 
@@ -63,7 +64,7 @@ class CollectorError(Exception):
         self.headers = headers or {}
 
     def response(self) -> JsonResponse:
-        body = {"code": self.code, "detail": self.detail, "fields": self.fields}
+        body = {"success": False, "code": self.code, "detail": self.detail, "fields": self.fields}
         return JsonResponse(body, status=self.status, headers=self.headers)
 
 
@@ -72,39 +73,62 @@ def store_unavailable() -> CollectorError:
     return CollectorError(503, "store_unavailable", STORE_UNAVAILABLE, headers=store_unavailable_headers())
 
 
-def _body(request: HttpRequest) -> bytes:
+def _too_large(detail: str = "The request body is over the 500 KB limit of a batch.") -> CollectorError:
+    return CollectorError(413, "request_too_large", detail, {"body": ["over 500 KB"]})
+
+
+def _raw_body(request: HttpRequest) -> bytes:
+    """The body as sent. With ``Transfer-Encoding: chunked`` there is no Content-Length, and
+    Django reads none of it: read the server's stream to its end, up to the limit."""
     # request.META rather than request.headers, which builds a copy of every header on first use.
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    if declared > MAX_BATCH_BYTES:
-        raise CollectorError(413, "request_too_large", "The request body is over the 500 KB limit of a batch.")
-    body = request.body
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared or "chunked" not in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        if int(declared or 0) > MAX_BATCH_BYTES:
+            raise _too_large()
+        return request.body
+    stream, parts, size = request.META["wsgi.input"], [], 0
+    while size <= MAX_BATCH_BYTES and (part := stream.read(MAX_BATCH_BYTES + 1 - size)):
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def _body(request: HttpRequest) -> bytes:
+    body = _raw_body(request)
     if len(body) > MAX_BATCH_BYTES:
-        raise CollectorError(413, "request_too_large", "The request body is over the 500 KB limit of a batch.")
+        raise _too_large()
     if request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower() == "gzip":
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
             body = inflater.decompress(body, MAX_BATCH_BYTES + 1)
         except zlib.error as exc:
-            raise CollectorError(400, "invalid_gzip", f"The body is not valid gzip: {exc}.") from exc
+            raise CollectorError(400, "invalid_gzip", f"The body is not valid gzip: {exc}.", BODY_FIELD) from exc
         if len(body) > MAX_BATCH_BYTES or inflater.unconsumed_tail:
-            raise CollectorError(
-                413, "request_too_large", "The request body is over the 500 KB limit once decompressed."
-            )
+            raise _too_large("The request body is over the 500 KB limit once decompressed.")
     return body
 
 
+BODY_FIELD = {"body": ["not valid"]}
+
+
 def _decode(body: bytes) -> Any:
+    """The body decoded; not JSON, not UTF-8 or nested deeper than the decoder goes is a 400."""
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise CollectorError(400, "invalid_json", f"The body is not valid JSON: {exc}.") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise CollectorError(400, "invalid_json", f"The body is not valid JSON: {exc}.", BODY_FIELD) from exc
+    except RecursionError as exc:
+        raise CollectorError(400, "invalid_json", "The body is nested too deeply.", BODY_FIELD) from exc
 
 
 def _decode_batch(body: bytes) -> BatchRequest | Any:
     try:
         return _BATCH_JSON.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         return _decode(body)
+
+
+WRITE_KEY_FIELD = {"writeKey": ["unknown or revoked"]}
 
 
 def _source(request: HttpRequest, payload: Any) -> SourceInfo:
@@ -116,7 +140,9 @@ def _source(request: HttpRequest, payload: Any) -> SourceInfo:
         try:
             key = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")[0]
         except (binascii.Error, UnicodeDecodeError) as exc:
-            raise CollectorError(401, "authentication_failed", "The Basic credentials are not valid base64.") from exc
+            raise CollectorError(
+                401, "authentication_failed", "The Basic credentials are not valid base64.", WRITE_KEY_FIELD
+            ) from exc
     elif header[:7].lower() == "bearer ":
         key = header[7:].strip()
     elif isinstance(payload, dict):
@@ -128,13 +154,14 @@ def _source(request: HttpRequest, payload: Any) -> SourceInfo:
             401,
             "not_authenticated",
             "Send the source's write key as the HTTP Basic user name, or as writeKey in the body.",
+            {"writeKey": ["is required"]},
         )
     try:
         source = source_info_for_key(key)
     except STORE_ERRORS as exc:
         raise store_unavailable() from exc
     if source is None:
-        raise CollectorError(401, "authentication_failed", "Unknown or revoked key.")
+        raise CollectorError(401, "authentication_failed", "Unknown or revoked key.", WRITE_KEY_FIELD)
     return source
 
 
@@ -171,10 +198,13 @@ def _ingest(request: HttpRequest, payload: Any, kind: str, source: SourceInfo) -
                 {"batch": ["over 2,500 events"]},
             )
         if isinstance(context, dict):
+            problem = batch_context_problem(context)
+            if problem:
+                raise CollectorError(400, "invalid", f"The batch's context {problem}.", {"context": [problem]})
             batch_context = context
         if isinstance(sent_at, str):
             try:
-                batch_sent_at = msgspec.convert(sent_at, type=datetime)
+                batch_sent_at = time_in_range(msgspec.convert(sent_at, type=datetime))
             except msgspec.ValidationError:
                 batch_sent_at = None
         path_type = None
@@ -195,8 +225,7 @@ def _ingest(request: HttpRequest, payload: Any, kind: str, source: SourceInfo) -
         )
     except UNAPPENDED_ERRORS as exc:
         raise store_unavailable() from exc
-    everything_refused = result.rejected and not result.accepted and not result.dropped
-    return JsonResponse(result.body(), status=400 if everything_refused else 200)
+    return JsonResponse(result.body(batch=path_type is None), status=400 if result.everything_refused else 200)
 
 
 @csrf_exempt

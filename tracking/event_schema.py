@@ -8,24 +8,32 @@ thousands of events a second, and msgspec converts a dict several times faster.
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from config.input_errors import msgspec_error_field
+from tracking.event_time import EARLIEST, LATEST, TIME_RANGE_REASON, time_in_range
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_EVENTS = 2500
-FUTURE_TOLERANCE = timedelta(minutes=5)
+# What the order tables hold: a line's unit price (numeric(12, 2)) and an order's revenue, the sum
+# of its lines (numeric(14, 2)).
+MAX_PRICE = 9_999_999_999.99
+MAX_ORDER_REVENUE = Decimal("999999999999.99")
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# Numbers as ids are 64-bit integers (what SDKs send); written out they fit every id column.
+IntId = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | IntId
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Price = Annotated[float, msgspec.Meta(ge=0, le=MAX_PRICE)]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
-ProductKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
+ProductKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | IntId
 
 EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
 ONE_LETTER_TYPES = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias"}
@@ -37,8 +45,8 @@ class Envelope(msgspec.Struct, kw_only=True):
 
     type: EventType
     messageId: MessageId | None = None
-    userId: Id | int | None = None
-    anonymousId: Id | int | None = None
+    userId: Id | None = None
+    anonymousId: Id | None = None
     timestamp: datetime | None = None
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
@@ -49,8 +57,8 @@ class Envelope(msgspec.Struct, kw_only=True):
     event: Name | None = None
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     category: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    groupId: Id | int | None = None
-    previousId: Id | int | None = None
+    groupId: Id | None = None
+    previousId: Id | None = None
 
 
 # --- the E-commerce Spec v2 --------------------------------------------------------------------
@@ -60,7 +68,7 @@ class Product(msgspec.Struct, kw_only=True):
     product_id: ProductKey | None = None
     sku: ProductKey | None = None
     name: Annotated[str, msgspec.Meta(max_length=255)] | None = None
-    price: NonNegative | None = None
+    price: Price | None = None
     quantity: Quantity = 1
     category: str | None = None
     brand: str | None = None
@@ -77,14 +85,14 @@ class ProductList(msgspec.Struct, kw_only=True):
     """Cart Viewed, Product List Viewed, Checkout Started."""
 
     products: list[Product] = []
-    order_id: Annotated[str, msgspec.Meta(max_length=100)] | int | None = None
+    order_id: Annotated[str, msgspec.Meta(max_length=100)] | IntId | None = None
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")] | None = None
 
 
 class Order(msgspec.Struct, kw_only=True):
     """Order Completed, Order Cancelled."""
 
-    order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | int
+    order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | IntId
     products: list[Product] = []
     revenue: NonNegative | None = None
     total: NonNegative | None = None
@@ -94,6 +102,12 @@ class Order(msgspec.Struct, kw_only=True):
 
 class Search(msgspec.Struct, kw_only=True):
     query: Annotated[str, msgspec.Meta(max_length=500)]
+
+
+# Deeper than any SDK nests, and far from the depth where a JSON decoder or encoder (msgspec's,
+# PostgreSQL's) gives up: an event within it can be decoded, appended and stored whatever the stack.
+MAX_EVENT_DEPTH = 64
+DEPTH_REASON = f"is nested more than {MAX_EVENT_DEPTH} levels deep"
 
 
 ECOMMERCE: dict[str, type[msgspec.Struct]] = {
@@ -136,38 +150,6 @@ def _from_msgspec(error: msgspec.ValidationError, prefix: str = "") -> InvalidEv
     """``Expected `str`, got `int` - at `$.userId``` → field ``userId``, reason ``Expected `str`, got `int```."""
     path, reason = msgspec_error_field(error)
     return InvalidEvent(".".join(part for part in (prefix, path) if part) or "event", reason)
-
-
-# --- timestamps --------------------------------------------------------------------------------
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is UTC:
-        return moment
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def corrected_timestamp(
-    *, received_at: datetime, timestamp: datetime | None, sent_at: datetime | None
-) -> tuple[datetime, bool]:
-    """The event's time, corrected for the client's clock as Segment does, and whether it was clamped.
-
-    ``timestamp`` is the time on the client when the event happened (Segment's originalTimestamp).
-    With ``sentAt`` (the client's clock when it sent the request), the skew cancels out:
-    ``timestamp = receivedAt − (sentAt − originalTimestamp)``. Without it the client's time is
-    taken as it is (server-side imports), or ``receivedAt`` when there is none. A result more than
-    a few minutes in the future is clamped to ``receivedAt``.
-    """
-    received_at = _utc(received_at)
-    if timestamp is None:
-        result = received_at
-    elif sent_at is None:
-        result = _utc(timestamp)
-    else:
-        result = received_at - (_utc(sent_at) - _utc(timestamp))
-    if result > received_at + FUTURE_TOLERANCE:
-        return received_at, True
-    return result, False
 
 
 # --- one event ---------------------------------------------------------------------------------
@@ -218,11 +200,14 @@ def _checked(event: Envelope, batch_context: Mapping[str, Any] | None) -> Envelo
         raise InvalidEvent("groupId", "a group call needs a groupId")
     if event.type == "alias" and (event.previousId is None or event.userId is None):
         raise InvalidEvent("previousId", "an alias call needs a previousId and a userId")
+    _check_times(event)
     if event.type == "track" and event.event in ECOMMERCE:
         try:
             details = msgspec.convert(event.properties, ECOMMERCE[event.event], strict=False)
         except msgspec.ValidationError as exc:
             raise _from_msgspec(exc, "properties") from exc
+        if isinstance(details, Order) and _lines_total(details) > MAX_ORDER_REVENUE:
+            raise InvalidEvent("properties.products", f"the lines add up to more than {MAX_ORDER_REVENUE:,}")
         if isinstance(details, Product) and details.product_id is None and details.sku is None:
             raise InvalidEvent("properties.product_id", f"a {event.event} event needs a product_id or a sku")
         for position, product in enumerate(getattr(details, "products", [])):
@@ -235,6 +220,31 @@ def _checked(event: Envelope, batch_context: Mapping[str, Any] | None) -> Envelo
     if event.messageId is None:
         event.messageId = f"pz-{uuid.uuid4()}"
     return event
+
+
+def _check_times(event: Envelope) -> None:
+    """Each time in range and with a time zone (one without is taken as UTC, see ``event_time``).
+    Written out for the common case, times with a zone and in range, which it only compares."""
+    timestamp, original, sent = event.timestamp, event.originalTimestamp, event.sentAt
+    if (
+        (timestamp is None or (timestamp.tzinfo is not None and EARLIEST <= timestamp < LATEST))
+        and (original is None or (original.tzinfo is not None and EARLIEST <= original < LATEST))
+        and (sent is None or (sent.tzinfo is not None and EARLIEST <= sent < LATEST))
+    ):
+        return
+    for name in ("timestamp", "originalTimestamp", "sentAt"):
+        moment = getattr(event, name)
+        if moment is not None:
+            moment = time_in_range(moment)
+            if moment is None:
+                raise InvalidEvent(name, TIME_RANGE_REASON)
+            setattr(event, name, moment)
+
+
+def _lines_total(order: Order) -> Decimal:
+    """The revenue the order's lines add up to, as the consumer records it (lines without a price
+    take the catalog's, which a shop keeps below ``MAX_PRICE``)."""
+    return sum((Decimal(str(p.price)) * p.quantity for p in order.products if p.price is not None), Decimal(0))
 
 
 def subject_ids(event: Envelope) -> tuple[str, str]:

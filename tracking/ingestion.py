@@ -23,21 +23,24 @@ from typing import Any
 import msgspec
 from django.conf import settings
 
+from config.input_errors import NUL_REASON, nested_too_deep, nul_field
 from consent.network import RequestFacts, gpc_signal, request_facts, truncate_ip
 from consent.selectors import Gate, consent_gate, consent_gate_foreseen
 from consent.services import consent_apply_gpc
-from consent.subjects import Subject
+from consent.subjects import InvalidSubject, Subject
 from tracking import stream
 from tracking.event_schema import (
+    DEPTH_REASON,
     MAX_EVENT_BYTES,
+    MAX_EVENT_DEPTH,
     Envelope,
     InvalidEvent,
     Rejection,
-    corrected_timestamp,
     subject_ids,
     validate_encoded_event,
     validate_event,
 )
+from tracking.event_time import corrected_timestamp
 from tracking.models import IngestCount
 from tracking.source_keys import user_token_matches
 from tracking.user_agents import Agent, describe_user_agent
@@ -62,13 +65,26 @@ class IngestResult:
     rejected: list[Rejection] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
 
-    def body(self) -> dict[str, Any]:
-        return {
-            "success": True,
+    @property
+    def everything_refused(self) -> bool:
+        return bool(self.rejected) and not self.accepted and not self.dropped
+
+    def body(self, *, batch: bool) -> dict[str, Any]:
+        """The answer; when every event was refused, also the error's ``code``, ``detail`` and
+        ``fields`` (``batch.1.properties.price`` in a batch, ``properties.price`` alone)."""
+        body: dict[str, Any] = {
+            "success": not self.everything_refused,
             "accepted": self.accepted,
             "dropped": dict(self.dropped),
             "rejected": [rejection.as_dict() for rejection in self.rejected],
         }
+        if self.everything_refused:
+            fields: dict[str, list[str]] = {}
+            for rejection in self.rejected:
+                name = f"batch.{rejection.index}.{rejection.field}" if batch else rejection.field
+                fields.setdefault(name, []).append(rejection.reason)
+            body.update(code="invalid", detail="No event was accepted: every event has errors.", fields=fields)
+        return body
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -115,7 +131,8 @@ def _normalized(
     pz.pop("userToken", None)  # a credential, checked at the edge: never stored
     pz["agent"] = agent.as_dict()
     if clamped:
-        pz["flags"] = [*pz.get("flags", []), "timestamp_clamped"]
+        flags = pz.get("flags")  # the client's own, whatever it sent, or none
+        pz["flags"] = [*(flags if isinstance(flags, list) else []), "timestamp_clamped"]
     context["pz"] = pz
     return {
         "messageId": event.messageId,
@@ -154,16 +171,31 @@ def _proven(event: Envelope, user_id: str, secret_key_digest: str) -> bool:
 
 def _from_json(raw: msgspec.Raw, batch_context: Mapping[str, Any] | None) -> Envelope | None:
     """A batch's event still in JSON, validated in one step; None when it needs the full path: too
-    big to be sure of the size limit, maybe holding a NUL, or refused (the full path says why)."""
+    big to be sure of the size limit, maybe holding a NUL, maybe nested too deep (it has more
+    brackets than levels allowed), or refused (the full path says why)."""
     if len(raw) > FAST_EVENT_BYTES:
         return None
     data = bytes(raw)
-    if b"u0000" in data:
+    if b"u0000" in data or data.count(b"{") + data.count(b"[") > MAX_EVENT_DEPTH:
         return None
     try:
         return validate_encoded_event(data, batch_context=batch_context)
-    except (msgspec.DecodeError, msgspec.ValidationError, InvalidEvent):
+    except (msgspec.DecodeError, msgspec.ValidationError, InvalidEvent, UnicodeDecodeError, RecursionError):
         return None
+
+
+def _decoded(index: int, raw: msgspec.Raw, result: IngestResult) -> Any:
+    """A batch's event that needs the full path, decoded; a refusal (not JSON that can be stored,
+    e.g. a lone surrogate ``\\ud800`` or too deep for the decoder) is added to ``result``."""
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = DEPTH_REASON if isinstance(exc, RecursionError) else f"is not valid JSON: {exc}"
+        result.rejected.append(Rejection(index, None, "event", reason))
+        return _REFUSED
+
+
+_REFUSED = object()
 
 
 def _validated(
@@ -177,20 +209,31 @@ def _validated(
     """One decoded event checked in full: its size, NUL characters, then ``validate_event``; a
     refusal is added to ``result`` with the event's index and messageId."""
     message_id = raw.get("messageId") if isinstance(raw, dict) else None
+    message_id = message_id if isinstance(message_id, str) else None
+    if nested_too_deep(raw, MAX_EVENT_DEPTH):
+        result.rejected.append(Rejection(index, message_id, "event", DEPTH_REASON))
+        return None
     encoded = msgspec.json.encode(raw)
     if len(encoded) > MAX_EVENT_BYTES:
         result.rejected.append(Rejection(index, message_id, "event", "is over the 32 KB limit for one event"))
         return None
     if b"u0000" in encoded and NUL_ESCAPE.search(encoded):  # PostgreSQL stores no NUL, in text or JSON
-        result.rejected.append(Rejection(index, message_id, "event", "contains a NUL character (\\u0000)"))
+        result.rejected.append(Rejection(index, message_id, nul_field(raw) or "event", NUL_REASON))
         return None
     try:
         return validate_event(raw, batch_context=batch_context, path_type=path_type)
     except InvalidEvent as exc:
-        result.rejected.append(
-            Rejection(index, message_id if isinstance(message_id, str) else None, exc.field, exc.reason)
-        )
+        result.rejected.append(Rejection(index, message_id, exc.field, exc.reason))
         return None
+
+
+def batch_context_problem(context: Mapping[str, Any]) -> str | None:
+    """What makes a batch's context, merged into each of its events, unstorable; None when nothing."""
+    if nested_too_deep(context, MAX_EVENT_DEPTH - 1):
+        return DEPTH_REASON
+    if NUL_ESCAPE.search(msgspec.json.encode(context)):
+        return NUL_REASON
+    return None
 
 
 def events_ingest(
@@ -221,7 +264,9 @@ def events_ingest(
     for index, raw in enumerate(raw_events):
         event = _from_json(raw, batch_context) if isinstance(raw, msgspec.Raw) else None
         if event is None:
-            raw = msgspec.json.decode(raw) if isinstance(raw, msgspec.Raw) else raw
+            raw = _decoded(index, raw, result) if isinstance(raw, msgspec.Raw) else raw
+            if raw is _REFUSED:
+                continue
             event = _validated(index, raw, result, batch_context=batch_context, path_type=path_type)
             if event is None:
                 continue
@@ -233,7 +278,12 @@ def events_ingest(
             ids = ("", ids[1])
         subject = subjects.get(ids)
         if subject is None:
-            subject = subjects[ids] = Subject(user_id=ids[0], anonymous_id=ids[1])
+            try:
+                subject = subjects[ids] = Subject(user_id=ids[0], anonymous_id=ids[1])
+            except InvalidSubject:  # ids of blanks only
+                field = "userId" if event.userId is not None else "anonymousId"
+                result.rejected.append(Rejection(index, event.messageId, field, "must not be blank"))
+                continue
         valid.append((event, subject))
 
     gpc = gpc_signal(headers)

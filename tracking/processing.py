@@ -11,6 +11,11 @@ In-process (no Redis) the collector calls ``batches_process`` before it answers;
 Because the profile changes commit with the events that caused them, a consumer killed at any
 point and restarted (or replaced) ends with every event stored once and counted once: a batch
 processed again finds its events stored and changes nothing.
+
+It stores what ``tracking.ingestion`` let through and nothing else, and relies on it: times with
+a zone from 1970 to 2099, ids that fit their columns, no NUL character, no nesting past 64
+levels, prices and order totals that fit the order tables (``tracking.event_schema``). A new rule
+of what the database cannot hold belongs there, where the event is refused with its field.
 """
 
 from collections import defaultdict
@@ -32,6 +37,7 @@ from consent.suppression import suppressed_ids
 from personalization.selectors import products_by_skus
 from personalization.services.exposures import outcomes_record
 from tracking.event_schema import PRODUCT_EVENTS, platform_event, product_key
+from tracking.event_time import utc
 from tracking.models import Event, IngestCount, Order, ProcessedBatch
 from tracking.profile_rules import WEIGHTS, add_affinity, assign_session, cart_change, push_recent
 from tracking.profile_store import LockedProfiles, ProfileRow, postgres_fast_path
@@ -159,7 +165,12 @@ _TYPES = [
 
 
 def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    """An event's time as the collector wrote it: ISO 8601 in UTC. A time without a zone, which
+    entries appended before the collector took such times as UTC may hold, is taken as UTC too."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else utc(moment)
 
 
 def _values(source_id: int, event: Mapping[str, Any], session_id: str) -> list[Any]:
@@ -267,7 +278,7 @@ def _apply(
     for source_id, event in stored:
         if platform_event(event):  # what was shown to the visitor is not something they did
             continue
-        when = datetime.fromisoformat(event["timestamp"])
+        when = utc(datetime.fromisoformat(event["timestamp"]))
         if event["type"] in ("identify", "alias"):
             _stitch(event, links, profiles, customers)
         profile = profiles.get(_profile_key(event, links))

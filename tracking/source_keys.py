@@ -27,7 +27,8 @@ def user_token_for(secret_key_digest: str, user_id: str) -> str:
 def user_token_matches(secret_key_digest: str, user_id: str, token: object) -> bool:
     if not isinstance(token, str) or not token or not user_id:
         return False
-    return hmac.compare_digest(user_token_for(secret_key_digest, user_id), token)
+    # As bytes: compare_digest refuses str with non-ASCII characters, which any token may hold.
+    return hmac.compare_digest(user_token_for(secret_key_digest, user_id).encode(), token.encode())
 
 
 def origin_allowed(origin: str | None, allowed_origins: Iterable[str], own_origin: str) -> bool:

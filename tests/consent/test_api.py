@@ -1,5 +1,6 @@
 import base64
 import json
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -244,3 +245,54 @@ def test_link_and_preference_link(api_client: APIClient, source_keys: SourceKeys
     assert PreferenceLink.objects.get().user_id == "u-5"
     api_client.credentials(HTTP_AUTHORIZATION=basic(source_keys.write_key))
     assert api_client.post("/api/v1/consent/preference-links", {"userId": "u-5"}, format="json").status_code == 401
+
+
+# --- bodies that PostgreSQL cannot store, or Python cannot decode -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"anonymousId": "anon\\u0000", "choices": {"analytics": true}}', "anonymousId"),
+        (b'{"anonymousId": "anon-1", "choices": {"analytics\\u0000": true}}', "choices.analytics\x00"),
+        (b'{"anonymousId": "anon-1", "source": "\\u0000", "choices": {"analytics": true}}', "source"),
+        (b'{"anonymousId": "anon-1", "choices": ' + b"[" * 5000 + b"]" * 5000 + b"}", "body"),
+        (b'{"anonymousId": "anon-1", "choices": {"x": ' + b"[" * 40 + b"]" * 40 + b"}}", "body"),
+    ],
+)
+def test_a_body_the_database_cannot_store_is_a_400_naming_the_field(
+    api_client: APIClient, source_keys: SourceKeys, body: bytes, field: str
+) -> None:
+    response = api_client.post(
+        CHOICES, body, content_type="application/json", HTTP_AUTHORIZATION=basic(source_keys.write_key)
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert list(response.json()["fields"]) == [field]
+    assert records() == []
+
+
+def test_invalid_utf8_is_a_parse_error(api_client: APIClient, source_keys: SourceKeys) -> None:
+    response = api_client.post(
+        CHOICES,
+        b'{"anonymousId": "\xff\xfe", "choices": {"analytics": true}}',
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic(source_keys.write_key),
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+    assert records() == []
+
+
+def test_a_nul_in_a_server_call_is_refused(api_client: APIClient, source_keys: SourceKeys) -> None:
+    secret: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {source_keys.secret_key}"}
+    link = api_client.post(
+        "/api/v1/consent/subjects/links",
+        b'{"anonymousId": "a\\u0000", "userId": "u-1"}',
+        content_type="application/json",
+        **secret,
+    )
+    state = api_client.get("/api/v1/consent/subjects/state?userId=u%00", **secret)
+    assert (link.status_code, link.json()["fields"]) == (400, {"anonymousId": ["contains a NUL character (\\u0000)"]})
+    assert state.status_code == 400
+    assert SubjectLink.objects.count() == 0

@@ -314,3 +314,49 @@ def test_updating_many_products_costs_a_fixed_number_of_queries(
         response = catalog_client.post(BATCH, {"products": changed}, format="json")
     assert response.json() == {"created": 0, "updated": 20, "unchanged": 0, "rejected": []}
     assert set(Product.objects.values_list("price", "category__path")) == {(Decimal("31.00"), "Home Decor > Lamps")}
+
+
+# --- input the database cannot hold --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"products": [{"sku": "MUG-1", "name": "Mug\\u0000", "price": 1}]}', "products.0.name"),
+        (b'{"products": [{"sku": "MUG-1", "name": "Mug", "price": 1, "attributes": {"\\u0000": 1}}]}',
+         "products.0.attributes.\x00"),
+        (b'{"products": [' + b"[" * 3000 + b"]" * 3000 + b"]}", "body"),
+    ],
+)  # fmt: skip
+def test_a_body_the_database_cannot_store_is_a_400_naming_the_field(
+    catalog_client: APIClient, body: bytes, field: str
+) -> None:
+    response = catalog_client.post(BATCH, body, content_type="application/json")
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == [field]
+    assert snapshot() == []
+
+
+def test_a_stock_past_the_column_is_refused_by_row(catalog_client: APIClient) -> None:
+    response = catalog_client.post(BATCH, {"products": [{**LAMP, "stock": 10**12}]}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["products.0.stock"]
+    assert snapshot() == []
+
+
+@pytest.mark.parametrize("value", ["2024-01-01T00:00:00+25:00", "2024-01-01T00:00:00+99:99", "2024-13-01T00:00:00Z"])
+def test_an_updated_since_that_is_no_time_is_a_400(catalog_client: APIClient, value: str) -> None:
+    response = catalog_client.get("/api/v1/catalog/products", {"updated_since": value})
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"updated_since": ["must be an ISO 8601 date-time with a time zone"]}
+
+
+def test_a_nul_in_a_query_or_a_path_is_a_400(catalog_client: APIClient) -> None:
+    ProductFactory(sku="MUG-1")
+    answers = [
+        catalog_client.get("/api/v1/catalog/products?category=a%00b"),
+        catalog_client.get("/api/v1/catalog/products/MUG%001"),
+        catalog_client.delete("/api/v1/catalog/products/MUG%001"),
+    ]
+    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    assert Product.objects.get().is_active is True

@@ -9,7 +9,8 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracking.event_schema import FUTURE_TOLERANCE, InvalidEvent, corrected_timestamp, product_key, validate_event
+from tracking.event_schema import InvalidEvent, product_key, validate_event
+from tracking.event_time import FUTURE_TOLERANCE, corrected_timestamp
 from tracking.services import SourceKeys
 
 json_values = st.recursive(

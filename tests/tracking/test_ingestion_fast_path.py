@@ -176,7 +176,7 @@ def _ingest(raw_events: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     for event in batch["events"]:
         if event["messageId"].startswith("pz-"):
             event["messageId"] = "made up"
-    return result.body(), {key: value for key, value in batch.items() if key != "id"}
+    return result.body(batch=True), {key: value for key, value in batch.items() if key != "id"}
 
 
 @pytest.mark.django_db
@@ -197,7 +197,7 @@ def test_a_batch_from_json_gives_the_answer_and_the_entry_of_the_decoded_batch()
         (2, "m2", "properties.product_id"),
         (3, "m3", "userId"),
         (5, "m5", "event"),
-        (6, "m6", "event"),
+        (6, "m6", "properties.note"),
         (12, "m12", "timestamp"),
         (13, None, "event"),
         (15, None, "messageId"),
