@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402 (the project on the path first)
 from tests.outages import RedisServer, wait_until  # noqa: E402
+from tracking.source_keys import secret_key_digest, user_token_for  # noqa: E402
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 DATABASE = "pz"
@@ -201,17 +202,22 @@ class Ledger:
     given_up: int = 0  # requests still not answered 200 when the run stopped retrying
 
 
-def event(rng: random.Random, message_id: str, visitor: str) -> dict[str, Any]:
-    """A product view, an identify or an order (8 : 1 : 1) from ``visitor``, happening now."""
+def event(rng: random.Random, message_id: str, visitor: str, digest: str) -> dict[str, Any]:
+    """A product view, an identify or an order (8 : 1 : 1) from ``visitor``, happening now. The
+    identify carries the customer's userToken (``digest``: the secret key's), as pz.js sends it for
+    a signed-in customer, so that it links and merges profiles as a proven identify does."""
+    context: dict[str, Any] = {**CONTEXT, "page": {"path": f"/shop/p/SKU{rng.randrange(500)}/"}}
     base = {
         "messageId": message_id,
         "anonymousId": visitor,
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "context": {**CONTEXT, "page": {"path": f"/shop/p/SKU{rng.randrange(500)}/"}},
+        "context": context,
     }
     roll = rng.random()
     if roll < 0.1:
-        return {**base, "type": "identify", "userId": f"customer-{visitor}", "traits": {"plan": "fault-bench"}}
+        user_id = f"customer-{visitor}"
+        proven = {**context, "pz": {"userToken": user_token_for(digest, user_id)}}
+        return {**base, "type": "identify", "userId": user_id, "context": proven, "traits": {"plan": "fault-bench"}}
     product = {"product_id": f"SKU{rng.randrange(500)}", "price": 4.75}
     if roll < 0.2:
         return {
@@ -223,14 +229,22 @@ def event(rng: random.Random, message_id: str, visitor: str) -> dict[str, Any]:
     return {**base, "type": "track", "event": "Product Viewed", "properties": product}
 
 
+@dataclass
+class Keys:
+    write_key: str
+    secret_key_digest: str
+
+
 class Load:
     """A steady ``rate`` of requests, their retries and resends, sent by ``workers`` threads."""
 
-    def __init__(self, port: int, write_key: str, *, rate: float, resend_share: float, seed: int, workers: int = 32):
-        self.port, self.rate, self.resend_share = port, rate, resend_share
+    def __init__(
+        self, port: int, keys: Keys, *, rate: float, resend_share: float, seed: int, workers: int = 32
+    ) -> None:
+        self.port, self.rate, self.resend_share, self.digest = port, rate, resend_share, keys.secret_key_digest
         self.headers = {
             "Content-Type": "application/json",
-            "Authorization": "Basic " + b64encode(f"{write_key}:".encode()).decode(),
+            "Authorization": "Basic " + b64encode(f"{keys.write_key}:".encode()).decode(),
         }
         self.ledger = Ledger()
         self._rng = random.Random(seed)
@@ -271,7 +285,7 @@ class Load:
         number = next(self._numbers)
         visitor = f"visitor-{self._rng.randrange(VISITORS)}"
         size = 1 if number % 2 else self._rng.randint(2, 5)
-        events = [event(self._rng, f"{self._run}-{number}-{n}", visitor) for n in range(size)]
+        events = [event(self._rng, f"{self._run}-{number}-{n}", visitor, self.digest) for n in range(size)]
         if size == 1:
             path, body = f"/v1/{events[0]['type']}", events[0]
         else:
@@ -355,7 +369,7 @@ class Stack:
     redis: RedisServer
     consumer: Supervised
     port: int
-    write_key: str
+    keys: Keys
 
 
 def environment(postgres: Postgres, redis_server: RedisServer) -> dict[str, str]:
@@ -389,8 +403,11 @@ def production_stack(directory: Path, options: argparse.Namespace) -> Iterator[S
         env = environment(postgres, redis_server)
         say("migrating a fresh database")
         manage(env, "migrate", "--noinput", "-v0")
-        write_key = re.search(r"Write key:\s+(\S+)", manage(env, "create_source", "Fault bench"))
-        assert write_key is not None  # noqa: S101 (create_source prints it)
+        printed = manage(env, "create_source", "Fault bench")
+        write, secret = (re.search(rf"{label} key:\s+(\S+)", printed) for label in ("Write", "Secret"))
+        if write is None or secret is None:
+            raise SystemExit(f"create_source printed no keys: {printed!r}")
+        keys = Keys(write.group(1), secret_key_digest(secret.group(1)))
         server_log = (directory / "granian.log").open("ab")
         stack.callback(server_log.close)
         server = load.granian(options.http_port, env, log=server_log)
@@ -408,7 +425,7 @@ def production_stack(directory: Path, options: argparse.Namespace) -> Iterator[S
             stack.callback(process.close)
             supervised[command] = process
         say(f"stack up: PostgreSQL :{postgres.port}, Redis :{redis_server.port} (AOF), granian :{options.http_port}")
-        yield Stack(postgres, redis_server, supervised["consume_events"], options.http_port, write_key.group(1))
+        yield Stack(postgres, redis_server, supervised["consume_events"], options.http_port, keys)
 
 
 def _stop_quietly(postgres: Postgres) -> None:
@@ -509,7 +526,7 @@ ROWS = {
 
 def tally(stack: Stack, load_run: Load, consumer_exits: int) -> dict[str, Any]:
     ledger = load_run.ledger
-    stored = stored_counts(stack.postgres, stack.write_key)
+    stored = stored_counts(stack.postgres, stack.keys.write_key)
     entries, dead_ids = entries_of(stack.redis, DEAD_LETTERS)
     _, waiting_ids = entries_of(stack.redis, STREAM)
     length, pending = backlog(stack.redis)
@@ -557,7 +574,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     try:
         with production_stack(directory, options) as stack:
             load_run = Load(
-                stack.port, stack.write_key, rate=options.rate, resend_share=options.resend_share, seed=options.seed
+                stack.port, stack.keys, rate=options.rate, resend_share=options.resend_share, seed=options.seed
             )
             load_run.start()
             say(f"load: {options.rate:g} requests/s, {options.resend_share:.0%} resent")
