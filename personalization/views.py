@@ -1,5 +1,6 @@
 """The catalog REST API for a shop's backend, authenticated with a source's secret key."""
 
+from datetime import UTC
 from typing import Any
 
 from django.conf import settings
@@ -75,7 +76,10 @@ class ProductListView(CatalogView, generics.ListAPIView[Product]):
         if raw := self.request.query_params.get("updated_since"):
             try:
                 updated_since = parse_datetime(raw)
-            except ValueError:  # well formed but not a time, e.g. an offset of +25:00
+                if updated_since is not None and updated_since.tzinfo is not None:
+                    # In UTC: PostgreSQL takes offsets up to ±15:59 only, Python up to ±23:59.
+                    updated_since = updated_since.astimezone(UTC)
+            except (ValueError, OverflowError):  # not a time (an offset of +25:00), or past year 9999 in UTC
                 updated_since = None
             if updated_since is None or updated_since.tzinfo is None:
                 raise exceptions.ValidationError({"updated_since": ["must be an ISO 8601 date-time with a time zone"]})

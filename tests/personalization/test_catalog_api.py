@@ -351,6 +351,21 @@ def test_an_updated_since_that_is_no_time_is_a_400(catalog_client: APIClient, va
     assert response.json()["fields"] == {"updated_since": ["must be an ISO 8601 date-time with a time zone"]}
 
 
+@pytest.mark.parametrize("value", ["9999-12-31T23:00:00-16:30", "0001-01-01T00:00:00+01:00"])
+def test_an_updated_since_past_the_years_a_time_can_hold_in_utc_is_a_400(catalog_client: APIClient, value: str) -> None:
+    response = catalog_client.get("/api/v1/catalog/products", {"updated_since": value})
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"updated_since": ["must be an ISO 8601 date-time with a time zone"]}
+
+
+def test_an_updated_since_with_an_offset_postgresql_does_not_take_is_read_in_utc(catalog_client: APIClient) -> None:
+    """Python takes offsets up to ±23:59, PostgreSQL up to ±15:59: the time is compared in UTC."""
+    ProductFactory(sku="MUG-1")  # updated now, long after the time asked for
+    response = catalog_client.get("/api/v1/catalog/products", {"updated_since": "2024-06-09T09:08:58-16:30"})
+    assert response.status_code == 200
+    assert [product["sku"] for product in response.json()["results"]] == ["MUG-1"]
+
+
 def test_a_nul_in_a_query_or_a_path_is_a_400(catalog_client: APIClient) -> None:
     ProductFactory(sku="MUG-1")
     answers = [

@@ -256,7 +256,7 @@ def test_any_event_is_refused_with_a_field_or_stored(
         assert stored == {good["messageId"], message_id}
 
 
-@pytest.mark.usefixtures("transactional_db")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_chunked_body_without_content_length_is_read_to_its_end(
     private_redis: RedisServer, source_keys: SourceKeys, drain: Callable[[], int]
 ) -> None:
@@ -282,10 +282,9 @@ def test_a_chunked_body_without_content_length_is_read_to_its_end(
         headers = {"Content-Type": "application/json", "Authorization": basic(source_keys.write_key)}
         connection.request("POST", "/v1/batch", body=iter(chunks), headers=headers, encode_chunked=True)
         answer = connection.getresponse()
-        assert (answer.status, json.loads(answer.read())) == (
-            200,
-            {"success": True, "accepted": 2, "dropped": {}, "rejected": []},
-        )
+        content = answer.read()
+        assert answer.status == 200, content
+        assert json.loads(content) == {"success": True, "accepted": 2, "dropped": {}, "rejected": []}
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 
 def poisoned_entry(source_id: int, batch_id: str, message_id: str) -> str:
     """Append an entry of a good event and one that processing cannot store, and consume it."""
-    naive = raw_event(message_id, "v1", timestamp="2026-01-05T10:00:00")
-    entry = stream.stream_append(raw_batch(source_id, batch_id, [raw_event(f"{batch_id}-good", "v1"), naive]))
+    unreadable = raw_event(message_id, "v1", timestamp="2026-01-05 at ten")
+    entry = stream.stream_append(raw_batch(source_id, batch_id, [raw_event(f"{batch_id}-good", "v1"), unreadable]))
     assert consumer.consume_available(name="c").dead_lettered == 1
     return entry
 
@@ -31,9 +31,9 @@ def manage(*arguments: str) -> str:
 
 
 def repaired(letter: dead_letters.DeadLetter) -> dict[str, str | bytes]:
-    """The dead letter as an operator's fix leaves it: the event's times have their time zone."""
+    """The dead letter as an operator's fix leaves it: the event's times are ISO 8601."""
     (event,) = letter.batch["events"]
-    fixed = {**event, "timestamp": event["timestamp"] + "+00:00", "originalTimestamp": event["timestamp"] + "Z"}
+    fixed = {**event, "timestamp": "2026-01-05T10:00:00+00:00", "originalTimestamp": "2026-01-05T10:00:00Z"}
     batch = {**letter.batch, "events": [fixed]}
     return {"b": msgspec.json.encode(batch), "entry": letter.entry, "index": "1", "error": "-"}
 

@@ -243,8 +243,8 @@ def raw_batch(source_id: int, batch_id: str, events: list[dict[str, Any]]) -> di
 
 
 POISONS: dict[str, tuple[dict[str, Any], str]] = {
-    # no time zone: Python fails comparing it with the visitor's session, before any SQL
-    "naive time": ({"timestamp": "2026-01-05T10:00:00"}, "offset-naive and offset-aware"),
+    # a time that is no time (the collector refuses it): Python fails reading it, before any SQL
+    "unreadable time": ({"timestamp": "yesterday"}, "Invalid isoformat string"),
     # PostgreSQL refuses a NUL in jsonb: the transaction fails inside the database
     "NUL character": ({"properties": {"product_id": "SKU1", "note": "a\u0000b"}}, "\\u0000"),
 }
@@ -254,9 +254,9 @@ POISONS: dict[str, tuple[dict[str, Any], str]] = {
 def test_only_the_poison_event_is_set_aside_and_its_neighbours_are_stored(poison: str) -> None:
     source = source_create(name="Web").source
     change, error = POISONS[poison]
-    naive = {**raw_event("poison-1", "v1"), **change}
+    poison_event = {**raw_event("poison-1", "v1"), **change}
     poisoned = stream.stream_append(
-        raw_batch(source.pk, "batch-p", [raw_event("good-1", "v1"), naive, raw_event("good-2", "v2")])
+        raw_batch(source.pk, "batch-p", [raw_event("good-1", "v1"), poison_event, raw_event("good-2", "v2")])
     )
     stream.stream_append(raw_batch(source.pk, "batch-n", [raw_event("next-1", "v3")]))  # a neighbouring entry
 
@@ -268,19 +268,19 @@ def test_only_the_poison_event_is_set_aside_and_its_neighbours_are_stored(poison
     (letter,) = dead_letters.dead_letters_list()
     assert (letter.entry, letter.index, letter.message_id) == (poisoned, 1, "poison-1")
     assert error in letter.error
-    assert letter.batch == {**raw_batch(source.pk, "batch-p/1", [naive]), "dropped": {}, "rejected": 0}
+    assert letter.batch == {**raw_batch(source.pk, "batch-p/1", [poison_event]), "dropped": {}, "rejected": 0}
     assert (stats.dead_lettered, stats.stored) == (1, 3)
     assert stream.backlog() == {"length": 0, "pending": 0}
 
 
 def test_a_poison_entry_processed_again_after_a_crash_is_stored_and_set_aside_once() -> None:
     source = source_create(name="Web").source
-    naive = raw_event("poison-1", "v1", timestamp="2026-01-05T10:00:00")
-    entry = stream.stream_append(raw_batch(source.pk, "batch-p", [raw_event("good-1", "v1"), naive]))
+    poison_event = raw_event("poison-1", "v1", timestamp="yesterday")
+    entry = stream.stream_append(raw_batch(source.pk, "batch-p", [raw_event("good-1", "v1"), poison_event]))
     stream.ensure_group()
     ((entry_id, batch),) = stream.read_new("c", count=10, block_ms=None)
     # Killed after the dead letter was written and before the commit: nothing stored, one dead letter.
-    dead_letters.entry_set_aside(entry_id=entry_id, batch=batch, poison=[(1, naive, TypeError("naive"))])
+    dead_letters.entry_set_aside(entry_id=entry_id, batch=batch, poison=[(1, poison_event, ValueError("yesterday"))])
 
     consumer.consume_available(name="c")  # the same name resumes the pending entry
 
