@@ -65,4 +65,11 @@ def suppressed_ids(*, user_ids: Iterable[str], anonymous_ids: Iterable[str]) -> 
     return users, {kinds[h][1] for h in found if kinds[h][0] == "anonymous"}
 
 
+def suppressed_hashes() -> list[str]:
+    """Every suppressed person's hash, for a writer that read people's data before this
+    transaction (a model training): after it, an erasure waits for this transaction to end."""
+    _lock("SELECT pg_advisory_xact_lock_shared(%s)")
+    return list(Suppression.objects.values_list("subject_hash", flat=True))
+
+
 _SUPPRESSED_SQL = "SELECT subject_hash FROM consent_suppression WHERE subject_hash = ANY(%s)"

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from consent.suppression import suppressed_hashes
 from personalization import model_store, selectors, training
 from personalization.models import ModelVersion
 from personalization.selectors import model_version_active
@@ -64,7 +65,13 @@ def model_version_train(
         version.metrics, version.score = metrics, training.holdout_score(metrics)
         version.timings, version.artifact_path = timings, str(directory)
         version.status, version.finished_at = ModelVersion.Status.READY, timezone.now()
-        version.save()
+        with transaction.atomic():
+            # Someone erased while this version trained may be in the data read at the start, and
+            # the erasure reaches only versions already ready: take the erased out of these files
+            # before this one is, under the lock that orders erasures with writers.
+            if erased := suppressed_hashes():
+                model_store.artifacts_forget(directory, erased)
+            version.save()
     except Exception as exc:
         ModelVersion.objects.filter(pk=version.pk).update(
             status=ModelVersion.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()

@@ -3,14 +3,16 @@
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 
+from consent.selectors import subject_hash
 from consent.services import consent_record, subject_erase, subject_link
 from consent.subjects import Subject
-from personalization import model_store
+from personalization import model_store, training
 from personalization.models import ModelVersion
 from personalization.recommenders.base import ADD, PURCHASE, VIEW
 from personalization.services import ModelVersionError, model_version_activate
@@ -194,3 +196,22 @@ def test_train_models_prints_each_part_and_the_holdout(capsys) -> None:
     assert "8 people, 11 items, 48 interactions (48 purchases, 0 views, 0 adds to cart)" in out
     assert "holdout fit: lightfm" in out and "next basket lines" in out
     assert "is active (serving)" in out
+
+
+def test_a_person_erased_while_a_version_trains_is_not_in_it(commit: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The erasure commits after the training read its data and before the version is ready, so
+    the erasure itself cannot reach the new files: the training takes the person out of them."""
+    users = build_shop()
+    read = training.dataset_build
+
+    def read_then_erase(**arguments: Any) -> Any:
+        dataset = read(**arguments)
+        subject_erase(subject=Subject(user_id=users[0]), requested_via="test")
+        return dataset
+
+    monkeypatch.setattr(training, "dataset_build", read_then_erase)
+    version = train(commit)
+    assert version.counts["people"] == len(users)  # the person was in the data read
+    directory = Path(version.artifact_path)
+    assert model_store.artifacts_export(directory, [subject_hash("user", users[0])]) is None
+    assert model_store.artifacts_export(directory, [subject_hash("user", users[1])]) is not None
