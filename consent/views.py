@@ -31,6 +31,7 @@ from tracking.authentication import (
     SecretKeyAuthentication,
     SourceCredential,
     WriteKeyAuthentication,
+    cors_any_origin,
     user_proof_require,
 )
 
@@ -80,12 +81,7 @@ class BrowserView(APIView):
     parser_classes = [JSONParser, PlainTextJSONParser]
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        # Any origin may read the answer: only an allowed one gets a 2xx, and a refusal must reach
-        # the banner as such rather than as a network failure it would retry.
-        origin = request.headers.get("Origin")
-        if origin:
-            response["Access-Control-Allow-Origin"] = origin
-            response["Vary"] = "Origin"
+        cors_any_origin(request, response)
         return super().finalize_response(request, response, *args, **kwargs)
 
 

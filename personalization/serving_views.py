@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import api_error_schema, store_unavailable_response
@@ -22,14 +23,14 @@ from consent.subjects import InvalidSubject, Subject
 from personalization.serving import Served, ServeRequest, UnknownPlacement, serve
 from personalization.serving.outages import held_answer, stores_breaker
 from tracking.authentication import (
+    FromAllowedOrigin,
     HasSourceKey,
     SourceCredential,
     WriteKeyQueryAuthentication,
-    cors_headers,
+    cors_any_origin,
     user_token_valid,
 )
 from tracking.internal_events import internal_event_send
-from tracking.models import Source
 from tracking.user_agents import describe_user_agent
 
 logger = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ def served_and_logged(asked: ServeRequest, *, source_id: int, meta: dict[str, An
 
 class RecommendationsView(APIView):
     authentication_classes = [CachedSourceAuthentication]
-    permission_classes = [HasSourceKey]
+    permission_classes = [HasSourceKey, FromAllowedOrigin]
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[BaseRenderer, str]:
         """JSON, always (errors too): no Accept header to weigh on every widget's request."""
@@ -284,7 +285,7 @@ class RecommendationsView(APIView):
         if served is None:
             served = held_answer(asked)
             if served is None:
-                return self.cors(store_unavailable_response(request), source, request)
+                return store_unavailable_response(request)
         # Encoded here rather than by DRF's renderer and content negotiation: the answer is JSON only.
         response = HttpResponse(msgspec.json.encode(answer_body(served)), content_type="application/json")
         if served.fallback == "outage":
@@ -293,10 +294,8 @@ class RecommendationsView(APIView):
             response["Cache-Control"] = "private, no-store"
         else:
             response["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE}"
-        return self.cors(response, source, request)
-
-    @staticmethod
-    def cors(response: HttpResponse, source: Source, request: Request) -> HttpResponse:
-        for header, value in cors_headers(source, request.META.get("HTTP_ORIGIN")).items():
-            response[header] = value
         return response
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        cors_any_origin(request, response)
+        return super().finalize_response(request, response, *args, **kwargs)
