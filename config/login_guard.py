@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from consent.network import client_ip, truncate_ip
+from config.client_address import client_ip, truncate_ip
 
 
 def login_client_ip(request: HttpRequest) -> str:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from config.client_address import client_ip
 from config.rate_limit import rate_limited
 from consent import selectors, services
 from consent.exceptions import ConsentError
@@ -32,7 +33,7 @@ from consent.links import (
     subject_from_preference_token,
 )
 from consent.models import ConsentRecord
-from consent.network import RequestFacts, client_ip, gpc_signal, request_facts
+from consent.network import RequestFacts, gpc_signal, request_facts
 from consent.subjects import Subject
 
 RECEIPT_SALT = "consent.erasure-receipt"

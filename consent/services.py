@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from config.client_address import truncate_ip
 from consent.exceptions import ConsentError
 from consent.links import preference_path, preference_token_digest
 from consent.models import (
@@ -32,7 +33,6 @@ from consent.models import (
     SubjectLink,
     Suppression,
 )
-from consent.network import truncate_ip
 from consent.registry import personal_data_stores
 from consent.selectors import (
     POLICY_KEY,

@@ -6,8 +6,9 @@ class TrackingConfig(AppConfig):
     verbose_name = "Tracking: sources, customers and orders"
 
     def ready(self) -> None:
+        from config.health import redis_figure_register
         from consent.registry import register_personal_data
-        from tracking import dead_letters, privacy
+        from tracking import dead_letters, privacy, stream
 
         register_personal_data(
             "tracking", export=privacy.subject_export, erase=privacy.subject_erase, purge=privacy.purge
@@ -15,3 +16,4 @@ class TrackingConfig(AppConfig):
         register_personal_data(
             "event dead letters", export=dead_letters.subject_export, erase=dead_letters.subject_erase
         )
+        redis_figure_register("dead_letters", lambda client: int(client.xlen(stream.DEAD_LETTERS)))

@@ -23,8 +23,9 @@ from typing import Any
 import msgspec
 from django.conf import settings
 
+from config.client_address import truncate_ip
 from config.input_errors import NUL_REASON, nested_too_deep, nul_field
-from consent.network import RequestFacts, gpc_signal, request_facts, truncate_ip
+from consent.network import RequestFacts, gpc_signal, request_facts
 from consent.selectors import Gate, consent_gate, consent_gate_foreseen
 from consent.services import consent_apply_gpc
 from consent.subjects import InvalidSubject, Subject

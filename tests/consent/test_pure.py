@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from config.client_address import client_ip, truncate_ip
 from consent.decisions import Choice, PolicyState, PurposeRule, UnknownPurpose, is_allowed, merge_choices
-from consent.network import client_ip, gpc_signal, truncate_ip
+from consent.network import gpc_signal
 from consent.subjects import InvalidSubject, Subject
 
 POLICY = PolicyState(
