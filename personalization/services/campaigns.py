@@ -4,20 +4,23 @@ so a merchandiser can see who changed what and roll back."""
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 
 from personalization.models import Campaign, CampaignVersion, Placement
 from personalization.serving import campaigns_changed, forget_placements
 
-SNAPSHOT_FIELDS = [
-    "name", "is_active", "strategy", "fallback_strategies", "limit", "priority", "starts_at", "ends_at",
-    "audience_visitors", "audience_customers", "audience_countries", "audience_devices", "in_stock_only",
-    "exclude_purchased", "exclude_purchased_days", "exclude_in_cart", "include_categories", "exclude_categories",
-    "include_brands", "exclude_brands", "min_price", "max_price", "min_price_ratio", "max_price_ratio", "pins",
-    "boosts", "max_per_category", "diversity", "exploration", "exploration_rate",
-]  # fmt: skip
-DECIMAL_FIELDS = {"min_price", "max_price", "min_price_ratio", "max_price_ratio"}
-DATETIME_FIELDS = {"starts_at", "ends_at"}
+# What a version does not hold: the campaign's identity, its placement (compared on its own: a
+# campaign does not move between placements by a rollback) and the bookkeeping of versions.
+NOT_VERSIONED = {"id", "placement", "version", "created_at", "updated_at", "updated_by"}
+# Every other field is a setting a version keeps, so a field added to the model is versioned unless
+# it is named above (tests/personalization/test_campaigns.py checks the admin edits no other).
+SNAPSHOT_FIELDS = [field.name for field in Campaign._meta.concrete_fields if field.name not in NOT_VERSIONED]
+DECIMAL_FIELDS = {
+    field.name for field in Campaign._meta.concrete_fields if isinstance(field, models.DecimalField)
+} & set(SNAPSHOT_FIELDS)
+DATETIME_FIELDS = {
+    field.name for field in Campaign._meta.concrete_fields if isinstance(field, models.DateTimeField)
+} & set(SNAPSHOT_FIELDS)
 
 
 class CampaignError(Exception):

@@ -103,3 +103,17 @@ def test_performance_counts_served_seen_clicked_added_and_ordered(admin_client: 
     assert (row.served, row.impressions, row.clicks, row.adds, row.orders) == (4, 2, 1, 1, 1)
     assert (row.ctr, row.add_rate, row.revenue) == (0.5, 1.0, Decimal("12.00"))
     assert "<svg" in page.content.decode() and "Recommended for you" in page.content.decode()
+
+
+def test_every_setting_the_admin_edits_is_kept_in_each_version() -> None:
+    """A field a merchandiser can change is versioned (so a rollback restores it); only the
+    campaign's placement, compared on its own, is edited and left out of the versions."""
+    from django.contrib import admin
+    from django.contrib.admin.utils import flatten_fieldsets
+
+    from personalization.services.campaigns import NOT_VERSIONED, SNAPSHOT_FIELDS
+
+    campaign_admin = admin.site._registry[Campaign]
+    edited = set(flatten_fieldsets(campaign_admin.fieldsets or ())) - set(campaign_admin.readonly_fields)
+    assert edited - set(SNAPSHOT_FIELDS) == {"placement"}
+    assert {field.name for field in Campaign._meta.concrete_fields} == set(SNAPSHOT_FIELDS) | NOT_VERSIONED
