@@ -51,7 +51,8 @@ _recent_sources: dict[str, tuple[float, tuple[Any, ...]]] = {}
 def source_cache_key(lookup: str) -> str:
     """The cache key of the source of a write key or of a secret key's digest (``:known`` appended:
     its last-known copy)."""
-    return "tracking:source:" + hashlib.sha256(lookup.encode()).hexdigest()[:32]
+    # Named apart from the key the copies of (id, origins) had: those lack the secret key's digest.
+    return "tracking:source-info:" + hashlib.sha256(lookup.encode()).hexdigest()[:32]
 
 
 def source_info_for_key(key: str) -> SourceInfo | None:
