@@ -31,7 +31,6 @@ SETTINGS_NEEDED = "appendonly yes, appendfsync everysec, maxmemory-policy noevic
 class RedisPersistence:
     aof: bool
     maxmemory_policy: str
-    rdb_last_save_time: int
 
     @property
     def problems(self) -> list[str]:
@@ -54,7 +53,6 @@ def redis_persistence(client: redis.Redis) -> RedisPersistence:
     return RedisPersistence(
         aof=bool(int(persistence.get("aof_enabled", 0))),
         maxmemory_policy=str(memory.get("maxmemory_policy", "")),
-        rdb_last_save_time=int(persistence.get("rdb_last_save_time", 0)),
     )
 
 

@@ -24,11 +24,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from config.api_errors import STORE_UNAVAILABLE, store_unavailable_headers
 from config.store_outages import STORE_ERRORS
+from tracking.authentication import cors_any_origin, request_origin_allowed
 from tracking.event_schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, ONE_LETTER_TYPES
 from tracking.event_time import time_in_range
 from tracking.ingestion import batch_context_problem, events_ingest
 from tracking.selectors import SourceInfo, source_info_for_key
-from tracking.source_keys import origin_allowed
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 BATCH_KINDS = {"batch", "import", "b"}
@@ -165,16 +165,6 @@ def _source(request: HttpRequest, payload: Any) -> SourceInfo:
     return source
 
 
-def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
-    """Any origin may read the answer: a refusal (a 403 for an origin the source does not allow)
-    must reach the browser's SDK as such, or it would retry what will never be accepted."""
-    origin = request.META.get("HTTP_ORIGIN")
-    if origin:
-        response["Access-Control-Allow-Origin"] = origin
-        response["Vary"] = "Origin"
-    return response
-
-
 def _ingest(request: HttpRequest, payload: Any, kind: str, source: SourceInfo) -> JsonResponse:
     received_at = timezone.now()
     batch_context: dict[str, Any] | None = None
@@ -249,8 +239,7 @@ def collect(request: HttpRequest, kind: str) -> HttpResponse:
         body = _body(request)
         payload = _decode_batch(body) if kind in BATCH_KINDS else _decode(body)
         source = _source(request, payload)
-        own_origin = f"{request.scheme}://{request.get_host()}"
-        if not origin_allowed(request.META.get("HTTP_ORIGIN"), source.allowed_origins, own_origin):
+        if not request_origin_allowed(request, source.allowed_origins):
             raise CollectorError(
                 403,
                 "origin_not_allowed",
@@ -261,7 +250,7 @@ def collect(request: HttpRequest, kind: str) -> HttpResponse:
         answer: HttpResponse = _ingest(request, payload, kind, source)
     except CollectorError as error:
         answer = error.response()
-    return _cors(answer, request)
+    return cors_any_origin(request, answer)
 
 
 @csrf_exempt

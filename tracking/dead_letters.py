@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import redis
 from django.conf import settings
 
 from consent.selectors import linked_users
@@ -123,9 +124,12 @@ def profile_keys(events: Iterable[Mapping[str, Any]]) -> list[str]:
 # --- reading and acting on them (manage.py dead_letters, /healthz, the admin) -----------------
 
 
-def dead_letters_count() -> int:
-    """How many dead letters wait (0 without Redis: there is no stream)."""
-    return int(client().xlen(DEAD_LETTERS)) if settings.REDIS_URL else 0
+def dead_letters_count(redis_client: redis.Redis | None = None) -> int:
+    """How many dead letters wait (0 without Redis: there is no stream); ``redis_client``: read
+    with this one (``/healthz``'s, with its short timeouts) rather than the stream's."""
+    if not settings.REDIS_URL:
+        return 0
+    return int((redis_client or client()).xlen(DEAD_LETTERS))
 
 
 def dead_letters_list(*, count: int = 100) -> list[DeadLetter]:

@@ -69,8 +69,11 @@ def batches_process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
 
 def _process(batches: Sequence[Mapping[str, Any]]) -> ProcessResult:
     new_ids = _mark_processed([batch["id"] for batch in batches])
-    # Each new batch once: the same one twice in a micro-batch (a dead letter redriven twice) is skipped too.
-    batches = list({batch["id"]: batch for batch in reversed(batches) if batch["id"] in new_ids}.values())[::-1]
+    first: dict[str, Mapping[str, Any]] = {}  # each new batch once, even twice in one micro-batch (a redrive)
+    for batch in batches:
+        if batch["id"] in new_ids:
+            first.setdefault(batch["id"], batch)
+    batches = list(first.values())
     unique: dict[tuple[int, str], tuple[int, dict[str, Any]]] = {}
     total = 0
     for batch in batches:
@@ -131,10 +134,10 @@ def _suppressed_events(events: Iterable[tuple[tuple[int, str], Mapping[str, Any]
     of an id that an event of these batches ties to one (an identify, an alias, an event with both
     ids), so that nothing is stored, linked or profiled for them. One query for all the ids."""
     events = list(events)
-    user_ids = {event["userId"] for _, event in events if event.get("userId")}
-    anonymous_ids = {event["anonymousId"] for _, event in events if event.get("anonymousId")}
-    anonymous_ids |= {e["previousId"] for _, e in events if e["type"] == "alias" and e.get("previousId")}
-    users, anonymous = suppressed_ids(user_ids=user_ids, anonymous_ids=anonymous_ids)
+    keys = {key for _, event in events for key in _ids_of(event)}
+    users, anonymous = suppressed_ids(
+        user_ids={key[2:] for key in keys if key[0] == "u"}, anonymous_ids={key[2:] for key in keys if key[0] == "a"}
+    )
     if not users and not anonymous:
         return set()
     group: dict[str, str] = {}  # the ids the events tie together, each group under one of its ids
