@@ -48,6 +48,8 @@ ENVIRONMENT = {
     "ALLOWED_HOSTS": "127.0.0.1",
     "SECURE_SSL_REDIRECT": "0",
     "DJANGO_SETTINGS_MODULE": "bench.settings",
+    # The development Redis keeps nothing on disk: what a restart would lose here is only a bench's.
+    "PZ_REDIS_VOLATILE_OK": "1",
 }
 
 
@@ -166,6 +168,8 @@ def consumers(processes: int, count: int, entries: int | None = None) -> float:
     ]
     first = None
     while True:
+        if exited := [process.returncode for process in running if process.poll() is not None]:
+            raise SystemExit(f"a consume_events process exited ({exited}): run it by hand to see why")
         stored = Event.objects.count() - before
         if stored and first is None:
             first = (time.perf_counter(), stored)

@@ -74,6 +74,8 @@ ENVIRONMENT = {
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "SECURE_SSL_REDIRECT": "0",
     "CONN_MAX_AGE": "60",
+    # The development Redis keeps nothing on disk: what a restart would lose here is only a bench's.
+    "PZ_REDIS_VOLATILE_OK": "1",
     "PZ_MODEL_DIR": str(ROOT / "var" / "bench-serve-models"),
     "PYTHONPATH": str(ROOT),
 }
